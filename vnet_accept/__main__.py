@@ -1,0 +1,3 @@
+from vnet_accept.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""Batch invariance: a sample's output must not depend on what else is in its batch (SPEC §2.1).
+
+For ``running`` and ``instance`` the gate requires max |Δ| <= ``--invariance-atol`` and no label flips between
+a sample run alone and inside a batch of 4/8/16/32. For ``batch`` (the reference port's semantics) the outputs
+*do* depend on the batch; the check asserts that the gate detects it and records the measured divergence.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from vnet_accept.checks.conftest import INVARIANCE_BATCH_SIZES, REDUCED_SPATIAL
+from vnet_accept.compare.compare import Tolerance, compare_outputs
+
+INVARIANT_MODES = ("running", "instance")
+RUNNERS = ("onnxrt", "torch")
+_SIZE = "x".join(map(str, REDUCED_SPATIAL))
+
+
+@pytest.mark.parametrize("batch_size", INVARIANCE_BATCH_SIZES)
+@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.parametrize("bn_mode", INVARIANT_MODES)
+@pytest.mark.criterion("batch_invariance", "a sample's output is the same alone and inside a batch")
+def test_batch_invariant(bn_mode, runner, batch_size, reduced_runs, gate_options, gate_record):
+    runs = reduced_runs(bn_mode)[runner]
+    tol = Tolerance(max_abs=gate_options.invariance_atol, max_flip_fraction=0.0)
+    result = compare_outputs(runs.batched[batch_size], runs.alone[:batch_size], tol,
+                             name=f"{runner} [bn_mode={bn_mode}] bs{batch_size} vs bs1")
+    c = gate_record.criterion(
+        f"batch_invariance.{runner}.{bn_mode}.bs{batch_size}",
+        f"{runner}, bn_mode={bn_mode}: each of {batch_size} samples gives the same output alone and in a batch",
+        units="max |Δ log-prob|", threshold=tol.describe(), basis=f"{runs.basis}, {_SIZE}, CT-like seeded inputs")
+    c.measure(result.max_abs, result.passed, reason=result.summary() if not result.passed else
+              f"flips {result.flips}/{result.voxels}", comparison=result.to_dict())
+    c.assert_passed(result.summary() + "\n" + result.report())
+
+
+@pytest.mark.parametrize("batch_size", INVARIANCE_BATCH_SIZES)
+@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.criterion("batch_dependence_detected", "the gate detects batch-dependent BN")
+def test_batch_mode_dependence_is_detected(runner, batch_size, reduced_runs, gate_options, gate_record):
+    runs = reduced_runs("batch")[runner]
+    tol = Tolerance(max_abs=gate_options.invariance_atol, max_flip_fraction=0.0)
+    result = compare_outputs(runs.batched[batch_size], runs.alone[:batch_size], tol,
+                             name=f"{runner} [bn_mode=batch] bs{batch_size} vs bs1")
+    detected = not result.passed
+    c = gate_record.criterion(
+        f"batch_dependence_detected.{runner}.bs{batch_size}",
+        f"{runner}, bn_mode=batch (the reference port's semantics): outputs depend on the batch, and the gate "
+        f"sees it at batch {batch_size}", units="max |Δ log-prob|",
+        threshold=f"> {tol.max_abs:g} or any label flip (dependence detected)",
+        basis=f"{runs.basis}, {_SIZE}, CT-like seeded inputs")
+    c.measure(result.max_abs, detected,
+              reason=(f"batch-dependent: max|Δ|={result.max_abs:.3g}, {result.flips}/{result.voxels} labels flip "
+                      f"between bs{batch_size} and bs1") if detected else
+              "NOT detected: batch-mode outputs were identical alone and in a batch", comparison=result.to_dict())
+    c.assert_passed()

@@ -1,0 +1,47 @@
+"""``vnet-accept export`` and ``vnet-accept inspect``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from vnet_accept.model.vnet import BN_MODE_HELP, BN_MODES
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("export", help="export a checkpoint to ONNX with an explicit BN semantics")
+    e.add_argument("--weights", required=True, metavar="FILE", help="checkpoint (.pth/.pth.tar), any layout")
+    e.add_argument("--bn-mode", choices=BN_MODES, default="running", metavar="MODE",
+                   help="; ".join(f"{k}: {v}" for k, v in BN_MODE_HELP.items()) + " (default: running)")
+    e.add_argument("--opset", type=int, default=11, metavar="N", help="ONNX opset (default: 11, what ATC wants)")
+    e.add_argument("--dynamic-spatial", action="store_true",
+                   help="make D, H, W dynamic too (for reduced-size tests; ATC needs the fixed 64x80x80)")
+    e.add_argument("-o", "--output", required=True, metavar="FILE", help="ONNX file to write")
+    e.set_defaults(func=_export)
+    i = sub.add_parser("inspect", help="describe an ONNX file: I/O, opset, metadata, BN semantics")
+    i.add_argument("onnx_file", metavar="FILE.onnx")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.set_defaults(func=_inspect)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from vnet_accept.export.inspect import inspect_onnx
+    from vnet_accept.export.onnx_export import ExportOptions, export_onnx
+    from vnet_accept.model.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(args.weights)
+    options = ExportOptions(bn_mode=args.bn_mode, opset=args.opset,
+                            spatial=None if args.dynamic_spatial else ExportOptions().spatial)
+    path = export_onnx(ckpt.build_model(args.bn_mode), args.output, options, checkpoint_sha256=ckpt.sha256)
+    info = inspect_onnx(path)
+    print(f"exported {ckpt.describe()}\n  -> {path} (opset {options.opset}, bn_mode {args.bn_mode}: "
+          f"{info.bn.kind}, {'batch-dependent' if info.bn.batch_dependent else 'batch-invariant'})")
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from vnet_accept.export.inspect import inspect_onnx
+
+    info = inspect_onnx(args.onnx_file)
+    print(json.dumps(info.to_dict(), indent=2) if args.json else info.render())
+    return 0

@@ -1,0 +1,66 @@
+"""The vnet-accept pytest plugin: options, markers, fixtures, the artifact cache and the gate report.
+
+Loaded through the ``pytest11`` entry point (and by the repository's ``conftest.py``). Feature fixtures live in
+their own modules, listed in ``pytest_plugins``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from vnet_accept.plugin.options import add_pytest_options, get_option
+from vnet_accept.plugin.records import GateReportPlugin
+
+pytest_plugins = [
+    "vnet_accept.plugin.records",
+    "vnet_accept.plugin.fixtures",
+]
+# Feature fixture modules still being written are picked up as soon as they exist (integration scaffolding).
+pytest_plugins += [m for m in ("vnet_accept.plugin.data_fixtures", "vnet_accept.plugin.ascend_fixtures")
+                   if importlib.util.find_spec(m) is not None]
+
+#: Markers with their signature and an example (pytest.ini registers the same names for --strict-markers).
+MARKERS = (
+    "npu: needs an Ascend 310/310P host with CANN (atc, ais_bench or benchmark), or --npu-results DIR from one. "
+    "Example: pytest -m npu --npu-results results/",
+    "gpu: needs an NVIDIA GPU with CUDA-enabled PyTorch. Example: pytest -m gpu",
+    "accuracy: runs the export -> preprocess -> infer -> postprocess chain and judges the error rate. "
+    "Example: tox -e accuracy",
+    "perf: pytest-benchmark benchmarks. Example: tox -e perf",
+    "criterion(id, description): the gate criterion a test decides; a skip before it records still appears in "
+    "the gate report. Example: @pytest.mark.criterion('parity.onnxrt_vs_torch', 'ONNX Runtime matches PyTorch')",
+)
+
+PLUGIN_NAME = "vnet-accept-gate-report"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_pytest_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    report_dir = get_option(config, "gate_report")
+    settings = {dest: _jsonable(get_option(config, dest)) for dest in _SETTINGS_SHOWN}
+    config.pluginmanager.register(GateReportPlugin(config, Path(report_dir) if report_dir else None, settings),
+                                  PLUGIN_NAME)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = item.get_closest_marker("criterion")
+        if marker is not None and not (marker.args or marker.kwargs.get("id")):
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.criterion needs an id, e.g. "
+                                    "@pytest.mark.criterion('parity.onnxrt_vs_torch', 'description')")
+
+
+_SETTINGS_SHOWN = ("vnet_weights", "luna16_root", "test_uids", "bn_mode", "parity_atol", "parity_max_flip_fraction",
+                   "invariance_atol", "reference_error", "tolerance_pp")
+
+
+def _jsonable(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value

@@ -1,0 +1,179 @@
+"""Collecting gate criteria from tests and writing the gate report at session end.
+
+Tests record through the ``gate_record`` fixture. Records travel to the controller in
+``report.user_properties`` (so pytest-xdist workers work unchanged) and are written once, by the controller,
+at ``pytest_sessionfinish`` when ``--gate-report DIR`` is given. A test marked ``criterion(id, description)``
+that is skipped before it records anything still appears in the report, as a skip with the skip's reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vnet_accept.io_utils import sha256_file
+from vnet_accept.report.record import Criterion, build_report, provenance, summarise, write_report
+
+PROPERTY = "vnet_accept_criterion"
+records_key = pytest.StashKey[list]()  # per item: Criterion objects not yet shipped
+session_key = pytest.StashKey[list]()  # on the controller: every Criterion of the session
+report_path_key = pytest.StashKey[Path]()
+
+
+class CriterionHandle:
+    """One criterion being measured by a test. Finish it with :meth:`measure` (or :meth:`skip`)."""
+
+    def __init__(self, criterion: Criterion) -> None:
+        self.criterion = criterion
+
+    def artifact(self, name: str, path: str | Path, sha256: str | None = None) -> CriterionHandle:
+        path = Path(path)
+        digest = sha256 or (sha256_file(path) if path.is_file() else "")
+        self.criterion.artifacts[name] = {"path": str(path), "sha256": digest}
+        return self
+
+    def measure(self, measured: Any, passed: bool, reason: str = "", basis: str | None = None,
+                **details: Any) -> CriterionHandle:
+        c = self.criterion
+        c.measured, c.verdict, c.reason = measured, "pass" if passed else "fail", reason
+        if basis is not None:
+            c.basis = basis
+        c.details.update(details)
+        c.recorded_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return self
+
+    def assert_passed(self, message: str | None = None) -> None:
+        """Fail the test (no traceback) with a first line holding the verdict and key numbers."""
+        __tracebackhide__ = True
+        c = self.criterion
+        if c.verdict != "pass":
+            pytest.fail(message or c.headline(), pytrace=False)
+
+    def skip(self, reason: str) -> None:
+        __tracebackhide__ = True
+        self.criterion.verdict, self.criterion.reason = "skip", reason
+        pytest.skip(reason)
+
+
+class GateRecorder:
+    """The ``gate_record`` fixture's value: makes criteria bound to the running test."""
+
+    def __init__(self, item: pytest.Item) -> None:
+        self.item = item
+
+    def criterion(self, id: str, description: str, units: str = "", threshold: str = "",
+                  basis: str = "") -> CriterionHandle:
+        c = Criterion(id=id, description=description, units=units, threshold=threshold, basis=basis,
+                      test=self.item.nodeid)
+        self.item.stash.setdefault(records_key, []).append(c)
+        return CriterionHandle(c)
+
+    def skip(self, id: str, description: str, reason: str) -> None:
+        __tracebackhide__ = True
+        self.criterion(id, description).skip(reason)
+
+
+@pytest.fixture
+def gate_record(request: pytest.FixtureRequest) -> GateRecorder:
+    """Record gate criteria: ``c = gate_record.criterion(id, description, units=, threshold=, basis=)``, then
+    ``c.measure(value, passed, reason=...)`` and ``c.assert_passed()``."""
+    return GateRecorder(request.node)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    pending: list[Criterion] = item.stash.get(records_key, [])
+    if call.when == "call" or (report.skipped or report.failed):
+        if not pending and report.skipped:
+            marker = item.get_closest_marker("criterion")
+            if marker is not None:
+                pending.append(_criterion_from_marker(item, marker))
+        reason = _outcome_reason(report)
+        for c in pending:
+            if c.verdict == "error" and report.skipped:
+                c.verdict, c.reason = "skip", c.reason or reason
+            elif c.verdict == "error":
+                c.reason = c.reason or f"the test stopped before measuring: {reason}"
+            elif c.verdict == "pass" and report.failed:
+                # The criterion measured fine but the test failed on a later assertion: not a pass.
+                c.verdict, c.reason = "fail", f"{c.reason}; test failed afterwards: {reason}".strip("; ")
+            report.user_properties.append((PROPERTY, json.dumps(c.to_dict(), default=str)))
+        item.stash[records_key] = []
+
+
+def _criterion_from_marker(item: pytest.Item, marker: pytest.Mark) -> Criterion:
+    cid = marker.args[0] if marker.args else marker.kwargs.get("id", item.name)
+    description = marker.args[1] if len(marker.args) > 1 else marker.kwargs.get("description", "")
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        cid = f"{cid}[{callspec.id}]"
+    return Criterion(id=cid, description=description, test=item.nodeid)
+
+
+def _outcome_reason(report: pytest.TestReport) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    if report.failed:
+        text = getattr(report, "longreprtext", "") or str(report.longrepr)
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("E ")]
+        first = lines[0][1:].strip() if lines else (text.strip().splitlines() or [""])[-1]
+        return first[:300]
+    return ""
+
+
+class GateReportPlugin:
+    """Registered per session in ``pytest_configure``: gathers criteria and writes the report (controller only)."""
+
+    def __init__(self, config: pytest.Config, report_dir: Path | None, settings: dict[str, Any]) -> None:
+        self.config, self.report_dir, self.settings = config, report_dir, settings
+        self.criteria: list[Criterion] = []
+        self.report_path: Path | None = None
+        config.stash[session_key] = self.criteria
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == PROPERTY:
+                self.criteria.append(Criterion.from_dict(json.loads(value)))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.report_dir is None or hasattr(self.config, "workerinput"):
+            return  # xdist workers never write shared files; the controller does
+        report = build_report(collected_criteria(self.config),
+                              provenance(command_line=list(self.config.invocation_params.args)), self.settings)
+        self.report_path = write_report(self.report_dir, report)
+        self.config.stash[report_path_key] = self.report_path
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        lines = terminal_lines(self.config)
+        if not lines:
+            return
+        terminalreporter.section("vnet-accept gate criteria")
+        for line in lines:
+            terminalreporter.write_line(line)
+        if self.report_path is not None:
+            terminalreporter.write_line(f"gate report: {self.report_path}")
+
+
+def collected_criteria(config: pytest.Config) -> list[Criterion]:
+    """Criteria recorded so far, de-duplicated by id (the last record of an id wins, e.g. after a rerun)."""
+    by_id: dict[str, Criterion] = {}
+    for c in config.stash.get(session_key, []):
+        by_id[c.id] = c
+    return list(by_id.values())
+
+
+def terminal_lines(config: pytest.Config) -> list[str]:
+    criteria = sorted(collected_criteria(config), key=lambda c: c.id)
+    if not criteria:
+        return []
+    s = summarise(criteria)
+    lines = [c.headline() for c in criteria]
+    counts = ", ".join(f"{n} {v}" for v, n in s["counts"].items() if n)
+    lines.append(f"gate: {s['overall'].upper()} ({counts})")
+    return lines

@@ -1,0 +1,42 @@
+"""PyTorch runner: the reference implementation, in a chosen BN mode, on the CPU (CUDA in the GPU backend).
+
+It speaks the same names as the exported ONNX (``actual_input_1`` in, ``output1`` out) so results from any
+runner compare key by key.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vnet_accept.export.onnx_export import INPUT_NAME, OUTPUT_NAME
+from vnet_accept.model.vnet import VNet
+from vnet_accept.runners.base import Runner, TensorSpec
+
+
+class TorchRunner(Runner):
+    backend = "torch"
+
+    def __init__(self, model: VNet, bn_mode: str | None = None, device: str = "cpu", name: str | None = None,
+                 spatial: tuple[int, int, int] | None = None) -> None:
+        mode = bn_mode or model.bn_mode
+        super().__init__(name or f"torch-{device.split(':')[0]}", bn_mode=mode, dtype="fp32", device=device)
+        self.model, self.spatial = model, spatial
+        self._module: VNet | None = None
+
+    def activate_impl(self) -> None:
+        # The caller's model is shared; set its mode (a forward never mutates buffers in any mode).
+        self._module = self.model.to(self.device).eval().set_bn_mode(self.bn_mode)
+
+    def deactivate_impl(self) -> None:
+        self._module = None
+
+    def input_metadata_impl(self) -> dict[str, TensorSpec]:
+        spatial = self.spatial or (None, None, None)
+        return {INPUT_NAME: TensorSpec(np.dtype(np.float32), (None, 1, *spatial))}
+
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._module.set_bn_mode(self.bn_mode)  # another runner may share the model object
+        with torch.inference_mode():
+            out = self._module(torch.from_numpy(feed[INPUT_NAME]).to(self.device))
+        return {OUTPUT_NAME: out.float().cpu().numpy()}
