@@ -4,6 +4,19 @@ Every gate test records its criterion through the ``gate_record`` fixture (``vne
 id, description, measured value and units, threshold, verdict, the basis of the number (BN mode, dtype, per
 chip/card, mean/median …), the artifacts it used with their sha256, and free-form details. The plugin gathers
 the records (from xdist workers too) and writes ``gate-report.json`` once, at session end, on the controller.
+
+Criterion ids are dotted, family first; the report's tables and pictures read these families' ``details``:
+
+* ``parity.*``, ``batch_invariance.*``: ``details["comparison"]`` = ``CompareResult.to_dict()``.
+* ``accuracy.error_rate.<source>`` (source: onnxrt, torch-cpu, om_bs1, om_bs16, …): ``measured`` = pooled
+  error rate in percent; details ``incorrect``, ``total``, ``tiles``, ``volumes``, ``uids_listed``,
+  ``uids_used``, ``views`` (``AccuracyReference.views``), ``ci95_pct`` ([low, high], bootstrap over volumes),
+  ``per_volume`` (list of ``{uid, incorrect, total, error_rate_pct, dice, iou}``), and optionally
+  ``worst_volume`` = ``{uid, error_rate_pct, npz}`` where ``npz`` holds ``ct`` (128,160,160) int16 HU,
+  ``mask`` and ``prediction`` (128,160,160) uint8.
+* ``perf.throughput.bs<N>``: ``measured`` = card fps; details ``batch_size``, ``chip_fps``, ``card_fps``,
+  ``chips_per_card``, ``t4_fps``, ``t4_basis`` (mean/median), ``ratio``, ``statistic``, ``source``.
+  ``perf.tier``: ``measured`` = Research / Official / Benchmark; details ``ratios`` {bs: ratio}.
 """
 
 from __future__ import annotations
