@@ -1,0 +1,83 @@
+"""The NPU fixtures on a machine without CANN: every hardware need becomes a skip naming what is missing and
+how to provide it; option values are checked at start-up."""
+
+from __future__ import annotations
+
+import pytest
+
+from vnet_accept.errors import UsageError
+from vnet_accept.plugin.ascend_fixtures import npu_settings_from, parse_path_list
+from vnet_accept.plugin.options import OPTIONS
+
+DEFAULTS = {opt.dest: opt.default for opt in OPTIONS}
+#: Inner sessions skip the unraisable-exception plugin: its gc.collect() passes over the torch-sized heap of this
+#: process cost seconds per run and test nothing here.
+FAST = ("-p", "no:cacheprovider", "-p", "no:unraisableexception")
+
+NPU_TESTS = """
+import pytest
+
+pytestmark = pytest.mark.npu
+
+def test_convert(atc_tool):
+    pass
+
+def test_infer(npu_inference_tool):
+    pass
+
+def test_soc(npu_soc_version):
+    assert npu_soc_version
+
+def test_judge_results(npu_results_dir):
+    pass
+
+def test_card(npu_chips_per_card):
+    print("CHIPS", npu_chips_per_card)
+
+def test_t4(t4_thresholds):
+    print("T4", {bs: (round(t.fps, 5), t.basis) for bs, t in sorted(t4_thresholds.items())})
+"""
+
+
+def test_without_cann_every_hardware_test_skips_with_its_reason(pytester, empty_path):
+    pytester.makepyfile(test_npu=NPU_TESTS)
+    result = pytester.runpytest("-m", "npu", "-rs", "-s", *FAST)
+    result.assert_outcomes(passed=1, skipped=5)  # only the T4 table needs nothing
+    result.stdout.fnmatch_lines([
+        "*test_npu.py:*: atc not found (not on PATH); *set_env.sh*--atc PATH*--npu-results DIR*",
+        "*an NPU inference tool not found (ais_bench not importable in *; benchmark: benchmark.* neither on PATH*",
+        "*SoC version unknown: npu-smi not found*--soc-version*",
+        "*no --npu-results DIR: pass a folder of results*",
+        "*chips per card unknown: pass --soc-version*--chips-per-card N*",
+    ])
+    result.stdout.fnmatch_lines(["*T4 {1: (10.31899, 'median'), 4: (10.95101, 'mean')*"])
+
+
+def test_options_feed_the_fixtures(pytester, empty_path, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    t4 = tmp_path / "trtexec_t4_bs16.log"
+    t4.write_text("[I] GPU Compute Time: min = 1500 ms, max = 1700 ms, mean = 1600 ms, median = 1580 ms\n")
+    pytester.makepyfile(test_npu=NPU_TESTS)
+    result = pytester.runpytest("-m", "npu", "-s", *FAST, "--soc-version", "Ascend310P3",
+                                "--npu-results", str(results), "--t4-logs", str(t4), "--perf-statistic", "median")
+    result.assert_outcomes(passed=4, skipped=2)
+    result.stdout.fnmatch_lines(["*CHIPS 1*", "*T4 {16: (10.12658, 'median')}*"])
+
+
+def test_bad_option_values_stop_the_session(pytester, tmp_path):
+    pytester.makepyfile(test_npu=NPU_TESTS)
+    result = pytester.runpytest("-m", "npu", *FAST, "--npu-results", str(tmp_path / "absent"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--npu-results *absent: no such folder*"])
+
+
+def test_settings_validation(tmp_path):
+    settings = npu_settings_from(DEFAULTS)
+    assert (settings.batch_sizes, settings.device_ids, settings.npu_tool, settings.statistic) == (
+        (1, 4, 8, 16, 32), (0,), "auto", "port")
+    with pytest.raises(UsageError, match="--batch-sizes 0,4: give batch sizes >= 1"):
+        npu_settings_from({**DEFAULTS, "batch_sizes": (0, 4)})
+    with pytest.raises(UsageError, match="--t4-logs: no such file"):
+        npu_settings_from({**DEFAULTS, "t4_logs": str(tmp_path / "t4.log")})
+    assert parse_path_list(" a.log, ,b.log ") == (tmp_path.__class__("a.log"), tmp_path.__class__("b.log"))
