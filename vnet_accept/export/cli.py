@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from vnet_accept.model.vnet import BN_MODE_HELP, BN_MODES
+from vnet_accept.model.bn_modes import BN_MODE_HELP, BN_MODES
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -19,23 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vnet_accept.model.bn_modes import BN_MODE_HELP, BN_MODES, check_bn_mode  # noqa: F401 - re-exported
+
 BNMode = Literal["batch", "instance", "running"]
-BN_MODES: tuple[str, ...] = ("batch", "instance", "running")
-BN_MODE_HELP = {
-    "batch": "statistics of the batch as given, over (N, D, H, W) — upstream and the reference port",
-    "instance": "per-sample statistics over (D, H, W) — upstream's behaviour at batch 1, batch-invariant",
-    "running": "stored running statistics — classic inference, batch-invariant",
-}
 #: Real VNet base width; issue 8's narrow self-test model uses a smaller one.
 DEFAULT_WIDTH = 16
 #: Every spatial size must be divisible by this (four stride-2 down-sampling levels).
 SPATIAL_MULTIPLE = 16
-
-
-def check_bn_mode(bn_mode: str) -> str:
-    if bn_mode not in BN_MODES:
-        raise ValueError(f"unknown bn_mode {bn_mode!r}; choose one of {', '.join(BN_MODES)}")
-    return bn_mode
 
 
 class VNetBatchNorm3d(nn.BatchNorm3d):

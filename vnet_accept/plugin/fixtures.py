@@ -56,7 +56,7 @@ def artifact_cache(pytestconfig: pytest.Config, gate_options: GateOptions) -> Ar
     root = gate_options.vnet_cache_dir
     if root:
         return ArtifactCache(Path(root).expanduser())
-    if pytestconfig.cache is not None:
+    if getattr(pytestconfig, "cache", None) is not None:  # absent under -p no:cacheprovider
         return ArtifactCache(pytestconfig.cache.mkdir("vnet_accept"))
     return ArtifactCache(Path(os.environ.get("TMPDIR", "/tmp")) / "vnet-accept-cache")
 

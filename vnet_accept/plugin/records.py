@@ -90,7 +90,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report = outcome.get_result()
     pending: list[Criterion] = item.stash.get(records_key, [])
     if call.when == "call" or (report.skipped or report.failed):
-        if not pending and report.skipped:
+        # A marked test that is skipped, or dies in setup or call, before recording still gets its criterion:
+        # a crash must show as an error in the report, never as a missing (and so silently passing) criterion.
+        if not pending and (report.skipped or (report.failed and call.when != "teardown")):
             marker = item.get_closest_marker("criterion")
             if marker is not None:
                 pending.append(_criterion_from_marker(item, marker))
@@ -103,8 +105,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
             elif c.verdict == "pass" and report.failed:
                 # The criterion measured fine but the test failed on a later assertion: not a pass.
                 c.verdict, c.reason = "fail", f"{c.reason}; test failed afterwards: {reason}".strip("; ")
-            report.user_properties.append((PROPERTY, json.dumps(c.to_dict(), default=str)))
+            report.user_properties.append((PROPERTY, json.dumps(c.to_dict(), default=_jsonable)))
         item.stash[records_key] = []
+
+
+def _jsonable(obj: Any) -> Any:
+    """numpy scalars and arrays stay numbers (``default=str`` made ``np.float32(0.5)`` the string "0.5")."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
 
 
 def _criterion_from_marker(item: pytest.Item, marker: pytest.Mark) -> Criterion:

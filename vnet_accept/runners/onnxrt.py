@@ -15,10 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from vnet_accept.errors import UsageError
 from vnet_accept.runners.base import Runner, TensorSpec
 
-_ORT_TYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16),
-              "tensor(double)": np.dtype(np.float64)}
+_ORT_TYPES = {f"tensor({ort})": np.dtype(np_type) for ort, np_type in (
+    ("float", np.float32), ("float16", np.float16), ("double", np.float64), ("bool", np.bool_),
+    ("int8", np.int8), ("int16", np.int16), ("int32", np.int32), ("int64", np.int64),
+    ("uint8", np.uint8), ("uint16", np.uint16), ("uint32", np.uint32), ("uint64", np.uint64))}
 
 
 class OnnxRuntimeRunner(Runner):
@@ -53,7 +56,10 @@ class OnnxRuntimeRunner(Runner):
         specs = {}
         for arg in self.session.get_inputs():
             shape = tuple(d if isinstance(d, int) else None for d in arg.shape)
-            specs[arg.name] = TensorSpec(_ORT_TYPES.get(arg.type, np.dtype(np.float32)), shape)
+            if arg.type not in _ORT_TYPES:  # never guess: a wrong guess rejects a correct feed with a wrong reason
+                raise UsageError(f"{self.name}: input {arg.name} has ONNX type {arg.type}, which the input check "
+                                 "cannot map to a numpy dtype; run with check=False")
+            specs[arg.name] = TensorSpec(_ORT_TYPES[arg.type], shape)
         return specs
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

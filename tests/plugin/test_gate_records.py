@@ -1,0 +1,306 @@
+"""The gate_record fixture, the criterion marker and the gate report, exercised through inner pytest sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from vnet_accept.report.record import REPORT_JSON, SCHEMA, SCHEMA_VERSION
+
+INNER_SUITE = '''
+import numpy as np
+import pytest
+
+
+def test_pass(gate_record):
+    c = gate_record.criterion("demo.pass", "a passing criterion", units="|Δ|", threshold="<= 0.1",
+                              basis="bn_mode=running, fp32")
+    c.measure(np.float32(0.0625), True, reason="within the limit", worst_index=(0, 1, 2))
+    c.assert_passed()
+
+
+def test_fail(gate_record):
+    c = gate_record.criterion("demo.fail", "a failing criterion", units="fps", threshold="> 10.31899")
+    c.measure(6.10496, False, reason="slower than the T4")
+    c.assert_passed()
+
+
+@pytest.mark.criterion("demo.skip", "skipped before recording")
+def test_skip():
+    pytest.skip("no NPU on this host")
+
+
+def test_error(gate_record):
+    gate_record.criterion("demo.error", "dies before measuring")
+    raise RuntimeError("export crashed")
+
+
+def test_late_failure(gate_record):
+    gate_record.criterion("demo.late_fail", "measured pass, then the test failed").measure(1, True, reason="ok")
+    assert 1 == 2, "a later check broke"
+
+
+def test_recorder_skip(gate_record):
+    gate_record.skip("demo.recorder_skip", "skipped through the recorder", "needs --npu-results")
+
+
+def test_artifact(gate_record, tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"onnx bytes")
+    c = gate_record.criterion("demo.artifact", "records an artifact").artifact("onnx", path)
+    c.measure(1.0, True)
+'''
+
+EXPECTED_VERDICTS = {"demo.pass": "pass", "demo.fail": "fail", "demo.skip": "skip", "demo.error": "error",
+                     "demo.late_fail": "fail", "demo.recorder_skip": "skip", "demo.artifact": "pass"}
+CRITERION_FIELDS = {"id", "description", "verdict", "measured", "units", "threshold", "basis", "reason", "artifacts",
+                    "details", "test", "recorded_at"}
+
+
+def _report(directory: Path) -> dict:
+    return json.loads((directory / REPORT_JSON).read_text())
+
+
+def _by_id(report: dict) -> dict[str, dict]:
+    return {c["id"]: c for c in report["criteria"]}
+
+
+@pytest.fixture
+def inner_run(gate_pytester, run_inner):
+    """The inner suite, run once with --gate-report: (pytester, RunResult, report dict)."""
+    gate_pytester.makepyfile(test_inner=INNER_SUITE)
+    out = gate_pytester.path / "gate-out"
+    result = run_inner("--gate-report", str(out), "--strict-markers")
+    return gate_pytester, result, _report(out)
+
+
+def test_outcomes_of_the_inner_suite(inner_run):
+    _, result, _ = inner_run
+    result.assert_outcomes(passed=2, failed=3, skipped=2)
+
+
+def test_report_schema_summary_and_one_entry_per_criterion(inner_run):
+    _, _, report = inner_run
+    assert report["schema"] == SCHEMA and report["schema_version"] == SCHEMA_VERSION
+    assert {c["id"]: c["verdict"] for c in report["criteria"]} == EXPECTED_VERDICTS
+    assert len(report["criteria"]) == len(EXPECTED_VERDICTS)
+    assert [c["id"] for c in report["criteria"]] == sorted(EXPECTED_VERDICTS)
+    assert report["summary"] == {"overall": "fail", "criteria": 7,
+                                 "counts": {"pass": 2, "fail": 2, "skip": 2, "error": 1}}
+    for c in report["criteria"]:
+        assert set(c) == CRITERION_FIELDS
+
+
+def test_a_passing_criterion_keeps_its_numbers_basis_details_and_test(inner_run):
+    _, _, report = inner_run
+    c = _by_id(report)["demo.pass"]
+    assert c["measured"] == 0.0625  # a numpy float32 stays a number in the report
+    assert (c["units"], c["threshold"], c["basis"]) == ("|Δ|", "<= 0.1", "bn_mode=running, fp32")
+    assert c["description"] == "a passing criterion"
+    assert c["reason"] == "within the limit"
+    assert c["details"] == {"worst_index": [0, 1, 2]}
+    assert c["test"] == "test_inner.py::test_pass"
+    assert c["recorded_at"].endswith("Z")
+
+
+def test_a_failing_criterion_fails_with_its_headline_first_and_no_traceback(inner_run):
+    _, result, report = inner_run
+    (failed,) = [r for r in result.reprec.getreports("pytest_runtest_logreport")
+                 if r.nodeid.endswith("::test_fail") and r.when == "call"]
+    assert failed.failed
+    text = failed.longreprtext
+    assert text.splitlines()[0] == "FAIL  demo.fail: 6.10496 fps (threshold > 10.31899) — slower than the T4"
+    assert "Traceback" not in text and "def test_fail" not in text and "assert_passed" not in text
+    c = _by_id(report)["demo.fail"]
+    assert (c["measured"], c["reason"]) == (6.10496, "slower than the T4")
+
+
+def test_a_criterion_marked_test_skipped_before_recording_appears_as_a_skip(inner_run):
+    _, _, report = inner_run
+    c = _by_id(report)["demo.skip"]
+    assert c["verdict"] == "skip"
+    assert c["reason"] == "no NPU on this host"
+    assert c["description"] == "skipped before recording"
+    assert c["measured"] is None
+    recorder_skip = _by_id(report)["demo.recorder_skip"]
+    assert (recorder_skip["verdict"], recorder_skip["reason"]) == ("skip", "needs --npu-results")
+
+
+def test_a_test_that_raises_before_measuring_is_an_error_not_a_pass(inner_run):
+    _, _, report = inner_run
+    c = _by_id(report)["demo.error"]
+    assert c["verdict"] == "error" and c["measured"] is None
+    assert "stopped before measuring" in c["reason"] and "export crashed" in c["reason"]
+
+
+def test_a_measured_pass_followed_by_a_test_failure_becomes_a_fail(inner_run):
+    _, _, report = inner_run
+    c = _by_id(report)["demo.late_fail"]
+    assert c["verdict"] == "fail" and c["measured"] == 1
+    assert c["reason"].startswith("ok; test failed afterwards:")
+    assert "a later check broke" in c["reason"]
+
+
+def test_artifacts_are_recorded_with_their_sha256(inner_run):
+    pytester, _, report = inner_run
+    (artifact,) = _by_id(report)["demo.artifact"]["artifacts"].values()
+    assert artifact["path"].endswith("model.onnx")
+    assert artifact["sha256"] == hashlib.sha256(b"onnx bytes").hexdigest()
+
+
+def test_report_provenance_and_settings(inner_run):
+    _, _, report = inner_run
+    prov = report["provenance"]
+    assert {"versions", "machine", "command_line", "time_utc"} <= set(prov)
+    assert "--gate-report" in prov["command_line"]
+    assert prov["versions"]["pytest"] == pytest.__version__
+    assert prov["time_utc"].endswith("Z")
+    assert {"system", "machine", "cpu_count"} <= set(prov["machine"])
+    settings = report["settings"]
+    assert settings["bn_mode"] == "running"
+    assert settings["parity_atol"] == 1e-4 and settings["parity_max_flip_fraction"] == 1e-5
+    assert (settings["reference_error"], settings["tolerance_pp"]) == (0.355, 1.0)
+    assert settings["vnet_weights"] is None
+
+
+def test_terminal_summary_lists_every_criterion_the_overall_verdict_and_the_report_path(inner_run):
+    _, result, _ = inner_run
+    result.stdout.fnmatch_lines([
+        "*= vnet-accept gate criteria =*",
+        "PASS  demo.artifact: 1",
+        "ERROR demo.error: not measured — the test stopped before measuring: *export crashed*",
+        "FAIL  demo.fail: 6.10496 fps (threshold > 10.31899) — slower than the T4",
+        "FAIL  demo.late_fail: 1 — ok; test failed afterwards: *",
+        "PASS  demo.pass: 0.0625 |Δ| (threshold <= 0.1) — within the limit",
+        "SKIP  demo.recorder_skip: not measured — needs --npu-results",
+        "SKIP  demo.skip: not measured — no NPU on this host",
+        "gate: FAIL (2 pass, 2 fail, 2 skip, 1 error)",
+        "gate report: *gate-out*gate-report.json",
+    ])
+
+
+def test_without_gate_report_nothing_is_written_but_the_summary_is_shown(gate_pytester, run_inner):
+    gate_pytester.makepyfile(test_inner="""
+        def test_one(gate_record):
+            gate_record.criterion("demo.one", "one").measure(2, True)
+    """)
+    result = run_inner()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*vnet-accept gate criteria*", "PASS  demo.one: 2", "gate: PASS (1 pass)"])
+    result.stdout.no_fnmatch_line("gate report:*")
+    assert list(gate_pytester.path.rglob(REPORT_JSON)) == []
+
+
+def test_a_session_without_criteria_prints_no_gate_section_but_still_writes_a_report(gate_pytester, run_inner):
+    gate_pytester.makepyfile(test_inner="def test_plain():\n    pass\n")
+    result = run_inner("--gate-report", "out")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*vnet-accept gate criteria*")
+    report = _report(gate_pytester.path / "out")
+    assert report["criteria"] == [] and report["summary"]["overall"] == "no verdict"
+
+
+def test_marked_tests_that_crash_in_setup_or_call_before_recording_are_errors(gate_pytester, run_inner):
+    gate_pytester.makepyfile(test_inner="""
+        import pytest
+
+        @pytest.fixture
+        def onnx_file():
+            raise RuntimeError("export failed in the fixture")
+
+        @pytest.mark.criterion("demo.setup_crash", "fixture dies")
+        def test_setup_crash(onnx_file):
+            pass
+
+        @pytest.mark.criterion("demo.call_crash", "body dies before recording")
+        def test_call_crash():
+            raise RuntimeError("boom")
+
+        def test_ok(gate_record):
+            gate_record.criterion("demo.ok", "fine").measure(1, True)
+    """)
+    run_inner("--gate-report", "out")
+    report = _report(gate_pytester.path / "out")
+    got = _by_id(report)
+    assert {k: c["verdict"] for k, c in got.items()} == {"demo.setup_crash": "error", "demo.call_crash": "error",
+                                                         "demo.ok": "pass"}
+    assert "export failed in the fixture" in got["demo.setup_crash"]["reason"]
+    assert report["summary"]["overall"] == "fail"
+
+
+def test_marker_criteria_of_skipped_setup_and_parametrized_tests(gate_pytester, run_inner):
+    gate_pytester.makepyfile(test_inner="""
+        import pytest
+
+        @pytest.mark.criterion("perf.fps", description="card fps beats the T4")
+        @pytest.mark.parametrize("bs", [1, 16])
+        @pytest.mark.skipif(True, reason="no ais_bench results")
+        def test_fps(bs):
+            pass
+    """)
+    run_inner("--gate-report", "out")
+    got = _by_id(_report(gate_pytester.path / "out"))
+    assert set(got) == {"perf.fps[1]", "perf.fps[16]"}
+    assert all(c["verdict"] == "skip" and c["reason"] == "no ais_bench results" for c in got.values())
+    assert got["perf.fps[16]"]["description"] == "card fps beats the T4"
+    assert got["perf.fps[16]"]["test"] == "test_inner.py::test_fps[16]"
+
+
+def test_a_criterion_recorded_twice_keeps_the_last_record(gate_pytester, run_inner):
+    gate_pytester.makepyfile(test_inner="""
+        def test_first(gate_record):
+            gate_record.criterion("demo.same", "first").measure(1, True)
+
+        def test_second(gate_record):
+            gate_record.criterion("demo.same", "second").measure(2, False)
+    """)
+    run_inner("--gate-report", "out")
+    report = _report(gate_pytester.path / "out")
+    assert [(c["id"], c["measured"], c["verdict"]) for c in report["criteria"]] == [("demo.same", 2, "fail")]
+
+
+@pytest.mark.parametrize("marker", ["@pytest.mark.criterion()", "@pytest.mark.criterion(description='no id')"])
+def test_criterion_marker_without_an_id_is_a_usage_error(gate_pytester, marker, run_inner):
+    gate_pytester.makepyfile(test_inner=f"""
+        import pytest
+
+        {marker}
+        def test_x():
+            pass
+    """)
+    result = run_inner()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_inner.py::test_x: @pytest.mark.criterion needs an id*"])
+
+
+def test_the_criterion_marker_is_registered_with_its_signature(run_inner):
+    result = run_inner("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.criterion(id, description): *Example: *"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed")
+def test_under_xdist_the_controller_writes_every_criterion_exactly_once(gate_pytester, run_inner):
+    gate_pytester.makepyfile(test_inner=INNER_SUITE)
+    # One more file, so both workers get work under --dist load.
+    gate_pytester.makepyfile(test_more="""
+        import pytest
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_many(gate_record, i):
+            gate_record.criterion(f"demo.many[{i}]", "spread over workers").measure(i, True)
+    """)
+    out = gate_pytester.path / "gate-out"
+    result = run_inner("-p", "xdist", "-n", "2", "--gate-report", str(out))
+    result.assert_outcomes(passed=6, failed=3, skipped=2)
+    report = _report(out)
+    ids = [c["id"] for c in report["criteria"]]
+    expected = {**EXPECTED_VERDICTS, **{f"demo.many[{i}]": "pass" for i in range(4)}}
+    assert sorted(ids) == sorted(expected) and len(ids) == len(set(ids))
+    assert {c["id"]: c["verdict"] for c in report["criteria"]} == expected
+    assert _by_id(report)["demo.pass"]["measured"] == 0.0625
+    assert report["summary"]["counts"] == {"pass": 6, "fail": 2, "skip": 2, "error": 1}
+    assert list(out.iterdir()) == [out / REPORT_JSON]  # no worker files, no temp leftovers
