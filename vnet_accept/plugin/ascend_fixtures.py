@@ -1,0 +1,183 @@
+"""Fixtures of the NPU side of the gate: resolved Ascend options, the tools found, the SoC, OMs built on demand,
+the T4 thresholds and the folder of results copied from an Ascend host.
+
+A fixture that needs something absent skips with the tool's own message — what is missing, where it was looked
+for, how to provide it, and ``--npu-results DIR`` as the alternative — so ``pytest -m npu`` on a machine without
+CANN reports exactly what each test lacked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from vnet_accept.errors import ToolError, UsageError
+
+
+@dataclass(frozen=True)
+class NpuSettings:
+    """The Ascend-related options, parsed and checked once per session."""
+
+    results_dir: Path | None
+    batch_sizes: tuple[int, ...]
+    soc_version: str | None
+    chips_per_card: int | None
+    device_ids: tuple[int, ...]
+    npu_tool: str
+    atc: str | None
+    npu_smi: str | None
+    ais_bench: str | None
+    benchmark_tool: str | None
+    t4_logs: tuple[Path, ...]
+    statistic: str
+    loops: int
+    atc_timeout_s: float
+    npu_timeout_s: float
+
+
+def parse_path_list(text: str | None) -> tuple[Path, ...]:
+    return tuple(Path(p.strip()).expanduser() for p in (text or "").split(",") if p.strip())
+
+
+def npu_settings_from(values: dict) -> NpuSettings:
+    """Check the option values; a bad one is a usage error naming the option and what to pass."""
+    results = values.get("npu_results")
+    if results:
+        results = Path(results).expanduser()
+        if not results.is_dir():
+            raise UsageError(f"--npu-results {results}: no such folder; copy the results from the Ascend host there")
+    batch_sizes = tuple(values.get("batch_sizes") or ())
+    if not batch_sizes or any(bs < 1 for bs in batch_sizes):
+        raise UsageError(f"--batch-sizes {','.join(map(str, batch_sizes))}: give batch sizes >= 1, e.g. 1,4,8,16,32")
+    t4_logs = parse_path_list(values.get("t4_logs"))
+    absent = [str(p) for p in t4_logs if not p.is_file()]
+    if absent:
+        raise UsageError(f"--t4-logs: no such file {', '.join(absent)}")
+    return NpuSettings(
+        results_dir=results or None, batch_sizes=batch_sizes, soc_version=values.get("soc_version"),
+        chips_per_card=values.get("chips_per_card"), device_ids=tuple(values.get("device_ids") or (0,)),
+        npu_tool=values.get("npu_tool") or "auto", atc=values.get("atc"), npu_smi=values.get("npu_smi"),
+        ais_bench=values.get("ais_bench"), benchmark_tool=values.get("benchmark_tool"), t4_logs=t4_logs,
+        statistic=values.get("perf_statistic") or "port", loops=values.get("npu_loops") or 20,
+        atc_timeout_s=values.get("atc_timeout") or 3600.0, npu_timeout_s=values.get("npu_timeout") or 7200.0)
+
+
+settings_key = pytest.StashKey[NpuSettings]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Check the Ascend options at start-up: a bad value stops the session before any test runs."""
+    from vnet_accept.plugin.options import OPTIONS, get_option
+
+    values = {opt.dest: get_option(config, opt.dest) for opt in OPTIONS}
+    try:
+        config.stash[settings_key] = npu_settings_from(values)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.fixture(scope="session")
+def npu_settings(pytestconfig: pytest.Config) -> NpuSettings:
+    return pytestconfig.stash[settings_key]
+
+
+@pytest.fixture(scope="session")
+def ascend_toolset(npu_settings: NpuSettings):
+    """What this machine has (never skips; absent tools are recorded with their reasons)."""
+    from vnet_accept.ascend.tools import detect_tools
+
+    return detect_tools(atc=npu_settings.atc, npu_smi=npu_settings.npu_smi, ais_bench=npu_settings.ais_bench,
+                        benchmark=npu_settings.benchmark_tool)
+
+
+@pytest.fixture(scope="session")
+def atc_tool(ascend_toolset):
+    try:
+        return ascend_toolset.require("atc")
+    except ToolError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def npu_inference_tool(ascend_toolset, npu_settings: NpuSettings):
+    """ais_bench or the legacy benchmark, as ``--npu-tool`` says, or a skip naming what is missing."""
+    try:
+        return ascend_toolset.inference_tool(npu_settings.npu_tool)
+    except ToolError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def npu_soc_version(npu_settings: NpuSettings, ascend_toolset) -> str:
+    """``--soc-version``, else the SoC of the ``--device-ids`` as ``npu-smi info`` reports it."""
+    if npu_settings.soc_version:
+        return npu_settings.soc_version
+    from vnet_accept.ascend.npu_smi import query_npu_smi, soc_version_of
+
+    try:
+        chips = query_npu_smi(ascend_toolset.require("npu-smi"))
+        return soc_version_of(chips, npu_settings.device_ids)
+    except ToolError as exc:
+        pytest.skip(f"SoC version unknown: {exc}")
+
+
+@pytest.fixture(scope="session")
+def npu_chips_per_card(npu_settings: NpuSettings) -> int:
+    """``--chips-per-card``, else from ``--soc-version``; a skip when neither says (results judged elsewhere
+    must state which card they came from)."""
+    from vnet_accept.perf.rules import chips_per_card_for
+
+    if npu_settings.chips_per_card:
+        return npu_settings.chips_per_card
+    if npu_settings.soc_version:
+        try:
+            return chips_per_card_for(npu_settings.soc_version)
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    pytest.skip("chips per card unknown: pass --soc-version (Ascend310: 4 chips, Ascend310P: 1) or "
+                "--chips-per-card N")
+
+
+@pytest.fixture(scope="session")
+def npu_results_dir(npu_settings: NpuSettings) -> Path:
+    if npu_settings.results_dir is None:
+        pytest.skip("no --npu-results DIR: pass a folder of results and logs copied from an Ascend host "
+                    "(or set VNET_ACCEPT_NPU_RESULTS)")
+    return npu_settings.results_dir
+
+
+@pytest.fixture(scope="session")
+def t4_thresholds(npu_settings: NpuSettings):
+    """``{batch size: T4Threshold}`` from ``--t4-logs`` (under ``--perf-statistic``), else the port's table."""
+    from vnet_accept.perf.parsers import parse_perf_paths
+    from vnet_accept.perf.rules import reference_t4_thresholds, t4_thresholds_from
+
+    if not npu_settings.t4_logs:
+        return reference_t4_thresholds()
+    scan = parse_perf_paths(npu_settings.t4_logs, statistic=npu_settings.statistic)
+    if scan.rejected:
+        raise pytest.UsageError(f"--t4-logs: {scan.rejected[0]}")
+    try:
+        return t4_thresholds_from(scan.measurements)
+    except UsageError as exc:
+        raise pytest.UsageError(f"--t4-logs: {exc}") from None
+
+
+@pytest.fixture(scope="session")
+def om_builder(atc_tool, npu_soc_version: str, npu_settings: NpuSettings, artifact_cache) -> Callable:
+    """``om_builder(onnx_path, batch_size) -> OmArtifact``: the OM for that ONNX content and batch size, cached
+    by the ONNX sha256 and the ATC arguments; an ATC failure fails the test with its codes and log tail."""
+    from vnet_accept.ascend.atc import AtcError, build_om_cached
+
+    def build(onnx: Path, batch_size: int):
+        __tracebackhide__ = True
+        try:
+            return build_om_cached(artifact_cache, Path(onnx), batch_size, npu_soc_version, atc_tool,
+                                   timeout_s=npu_settings.atc_timeout_s)
+        except (AtcError, ToolError) as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+    return build
