@@ -35,9 +35,9 @@ from vnet_accept import __version__
 from vnet_accept.data.tiles import TILE_SHAPE
 from vnet_accept.io_utils import atomic_write_bytes
 from vnet_accept.model.vnet import VNet, check_bn_mode
+from vnet_accept.reference import ONNX_INPUT_NAME as INPUT_NAME
+from vnet_accept.reference import ONNX_OUTPUT_NAME as OUTPUT_NAME
 
-INPUT_NAME = "actual_input_1"
-OUTPUT_NAME = "output1"
 DEFAULT_OPSET = 11
 META_PREFIX = "vnet_accept."
 #: Traced size for exports with dynamic spatial axes: the smallest size whose bottleneck has >1 voxel.

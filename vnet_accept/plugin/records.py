@@ -20,6 +20,7 @@ from vnet_accept.report.record import Criterion, build_report, provenance, summa
 
 PROPERTY = "vnet_accept_criterion"
 records_key = pytest.StashKey[list]()  # per item: Criterion objects not yet shipped
+recorded_key = pytest.StashKey[bool]()  # per item: something was shipped already
 session_key = pytest.StashKey[list]()  # on the controller: every Criterion of the session
 report_path_key = pytest.StashKey[Path]()
 
@@ -92,14 +93,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     if call.when == "call" or (report.skipped or report.failed):
         # A marked test that is skipped, or dies in setup or call, before recording still gets its criterion:
         # a crash must show as an error in the report, never as a missing (and so silently passing) criterion.
-        if not pending and (report.skipped or (report.failed and call.when != "teardown")):
+        # A marked test that passes without recording is an error too: its verdict would otherwise be lost.
+        unrecorded_pass = call.when == "call" and report.passed and not item.stash.get(recorded_key, False)
+        if not pending and (report.skipped or (report.failed and call.when != "teardown") or unrecorded_pass):
             marker = item.get_closest_marker("criterion")
             if marker is not None:
-                pending.append(_criterion_from_marker(item, marker))
+                c = _criterion_from_marker(item, marker)
+                if unrecorded_pass:
+                    c.reason = "the test passed without recording its criterion (a bug in the check)"
+                pending.append(c)
         reason = _outcome_reason(report)
+        if pending:
+            item.stash[recorded_key] = True
         for c in pending:
-            if c.verdict == "error" and report.skipped:
-                c.verdict, c.reason = "skip", c.reason or reason
+            if report.skipped:  # skipped after measuring (or before): the verdict is not a real one
+                c.verdict, c.reason = "skip", c.reason if c.verdict == "skip" else (reason or c.reason)
             elif c.verdict == "error":
                 c.reason = c.reason or f"the test stopped before measuring: {reason}"
             elif c.verdict == "pass" and report.failed:
