@@ -85,6 +85,7 @@ PERF_STATUS_VALUES = ("PERFECT", "OK", "POK", "NOK")
 #: The ONNX input the port's tools name in ``--input_shape``/``--shapes`` (SPEC §3), and its per-sample shape
 #: (C, D, H, W); a trtexec/ATC command whose shape differs measured another model.
 ONNX_INPUT_NAME = "actual_input_1"
+ONNX_OUTPUT_NAME = "output1"
 ONNX_INPUT_SAMPLE_SHAPE = (1, 64, 80, 80)
 #: Run validity (reported next to every figure, not gating): fewest timed inferences worth a figure — trtexec's
 #: own minimum (``--iterations`` defaults to 10) — and the largest (p99 - median) / median before a run is called
