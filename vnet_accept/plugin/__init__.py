@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from vnet_accept.plugin.options import add_pytest_options, get_option
-from vnet_accept.plugin.records import GateReportPlugin
 
 pytest_plugins = [
     "vnet_accept.plugin.records",
     "vnet_accept.plugin.fixtures",
+    "vnet_accept.plugin.accuracy_fixtures",
 ]
 # Feature fixture modules still being written are picked up as soon as they exist (integration scaffolding).
 pytest_plugins += [m for m in ("vnet_accept.plugin.data_fixtures", "vnet_accept.plugin.ascend_fixtures")
@@ -42,6 +42,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Imported here, not at the top: ``records`` is listed in pytest_plugins, and importing it before pytest
+    # registers it would stop assertion rewriting for it (PytestAssertRewriteWarning outside this checkout).
+    from vnet_accept.plugin.records import GateReportPlugin
+
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     report_dir = get_option(config, "gate_report")

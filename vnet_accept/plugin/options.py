@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vnet_accept.model.vnet import BN_MODES
+from vnet_accept.model.bn_modes import BN_MODES
 
 GROUP = "vnet-accept"
 
@@ -38,15 +38,20 @@ def positive_int(text: str) -> int:
     return value
 
 
-def int_list(text: str) -> tuple[int, ...]:
-    """``"1,4,8"`` -> ``(1, 4, 8)``; each >= 1, no duplicates."""
+def int_list(text: str, minimum: int = 0) -> tuple[int, ...]:
+    """``"0,1,2"`` -> ``(0, 1, 2)``: distinct integers >= ``minimum`` (device ids start at 0)."""
     try:
         values = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,4,8, got {text!r}") from None
-    if not values or any(v < 0 for v in values) or len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError(f"expected distinct non-negative integers such as 1,4,8, got {text!r}")
+    if not values or any(v < minimum for v in values) or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"expected distinct integers >= {minimum} such as 1,4,8, got {text!r}")
     return values
+
+
+def batch_size_list(text: str) -> tuple[int, ...]:
+    """``"1,4,8"`` -> ``(1, 4, 8)``: distinct batch sizes, each >= 1."""
+    return int_list(text, minimum=1)
 
 
 def choice(*choices: str) -> Callable[[str], str]:
@@ -116,7 +121,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--npu-results", "folder of results and logs copied from an Ascend host (OM outputs, perf files, "
            "ais_bench summaries, ATC logs); the npu tests judge it instead of running the tools", "DIR",
            env="VNET_ACCEPT_NPU_RESULTS"),
-    Option("--batch-sizes", "batch sizes to convert, run and judge on the NPU", "BS,BS,...", int_list,
+    Option("--batch-sizes", "batch sizes to convert, run and judge on the NPU", "BS,BS,...", batch_size_list,
            (1, 4, 8, 16, 32)),
     Option("--soc-version", "ATC --soc_version (Ascend310, Ascend310P3 ...); default: read from npu-smi info",
            "SOC"),
@@ -140,6 +145,12 @@ OPTIONS: tuple[Option, ...] = (
            positive_int, 20),
     Option("--atc-timeout", "seconds one ATC conversion may take", "SECONDS", positive_float, 3600.0),
     Option("--npu-timeout", "seconds one NPU inference run may take", "SECONDS", positive_float, 7200.0),
+    # Inference and accuracy (issue 4; fixtures in vnet_accept.plugin.accuracy_fixtures)
+    Option("--backend", "inference backend of the accuracy chain: ort-cpu (the exported ONNX), torch-cpu (the "
+           "PyTorch model in --bn-mode), one a module registers (e.g. torch-cuda), or auto (the GPU if usable, else "
+           "the faster CPU backend)", "NAME", str, "ort-cpu"),
+    Option("--infer-batch-size", "batch size of the accuracy chain's inference; batch invariance compares batch "
+           "1 with batch 16 on the first scan's tiles", "N", positive_int, 16),
 )
 
 OPTIONS_BY_DEST = {o.dest: o for o in OPTIONS}
