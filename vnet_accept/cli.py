@@ -21,6 +21,9 @@ COMMAND_MODULES = (
     "vnet_accept.export.cli",      # export, inspect
     "vnet_accept.data.cli",        # synth, normalize, preprocess
     "vnet_accept.perf.cli",        # perf
+    "vnet_accept.results.cli",     # infer, postprocess
+    "vnet_accept.report.cli",      # gate, report
+    "vnet_accept.gpu.cli",         # gpu-sweep, gpu-check, backend
 )
 
 

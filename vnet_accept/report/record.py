@@ -97,9 +97,20 @@ def provenance(command_line: list[str] | None = None, extra: dict[str, Any] | No
         "command_line": command_line if command_line is not None else sys.argv,
         "cwd": os.getcwd(),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "toolchain": _toolchain(),
     }
     info.update(extra or {})
     return info
+
+
+def _toolchain() -> dict[str, str]:
+    """CANN/ATC and GPU versions where the environment says (never fails; see ``report.toolchain``)."""
+    try:
+        from vnet_accept.report.toolchain import toolchain_versions
+
+        return toolchain_versions()
+    except Exception as exc:  # noqa: BLE001 - provenance must never break the report
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _user() -> str:
@@ -115,10 +126,18 @@ def summarise(criteria: list[Criterion]) -> dict[str, Any]:
     return {"overall": overall, "counts": counts, "criteria": len(criteria)}
 
 
-def build_report(criteria: list[Criterion], prov: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+def build_report(criteria: list[Criterion], prov: dict[str, Any], settings: dict[str, Any],
+                 complete: bool | None = None) -> dict[str, Any]:
+    """The report's JSON. ``complete``: True when ``vnet-accept gate`` finalised a run that finished, False for
+    a run that did not (interrupted, collection errors, stopped early), absent (None) when a plain
+    ``pytest --gate-report`` wrote it. ``vnet-accept gate`` adds ``gate`` (exit status, explanation, what the
+    run was judged on), and rendering adds ``modelzoo``, ``not_judged``, ``figures`` and ``files``."""
     ordered = sorted(criteria, key=lambda c: c.id)
-    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "summary": summarise(ordered),
-            "settings": settings, "provenance": prov, "criteria": [c.to_dict() for c in ordered]}
+    report = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "summary": summarise(ordered),
+              "settings": settings, "provenance": prov, "criteria": [c.to_dict() for c in ordered]}
+    if complete is not None:
+        report["complete"] = complete
+    return report
 
 
 def write_report(directory: str | os.PathLike[str], report: dict[str, Any]) -> Path:

@@ -1,0 +1,128 @@
+"""``vnet-accept gate`` end to end on a tiny inner suite: the files, the verdicts, the ini, the exit codes."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+
+def _report(folder):
+    return json.loads((folder / "gate-report.json").read_text())
+
+
+def test_default_run_writes_the_whole_report(gate_cli, report_dir, gate_workdir):
+    code, out, err = gate_cli()
+    assert code == 0, out + err
+    names = sorted(p.name for p in report_dir.iterdir())
+    assert names == ["gate-report.json", "gate-report.md", "junit.xml", "modelzoo_level.txt", "parity_margins.png"]
+    report = _report(report_dir)
+    assert report["complete"] is True and report["gate"]["exit_code"] == 0
+    assert report["summary"]["counts"] == {"pass": 2, "fail": 0, "skip": 1, "error": 0}
+    assert report["provenance"]["command_line"][:2] == ["vnet-accept", "gate"]
+    assert report["settings"]["tolerance_pp"] == 1.0 and report["settings"]["batch_sizes"] == [1, 4, 8, 16, 32]
+    assert "seeded stand-in weights" in report["gate"]["judged_on"][0]
+    md = (report_dir / "gate-report.md").read_text()
+    assert "**Verdict: PASS**" in md and "| `onnxrt` | 0.5646 % |" in md and "| 2e-06 |" in md
+    assert "![Measured difference against each threshold](parity_margins.png)" in md
+    assert (report_dir / "modelzoo_level.txt").read_text() == "FuncStatus:NOK\nPrecisionStatus:NOK\nPerfStatus:NOK\n"
+    suite = ET.parse(report_dir / "junit.xml").getroot().find("testsuite")
+    assert int(suite.get("tests")) == 3 and int(suite.get("skipped")) == 1
+    # The terminal ends with the verdict block.
+    lines = out.rstrip().splitlines()
+    start = max(i for i, line in enumerate(lines) if " vnet-accept gate: PASS " in line)
+    tail = lines[start:]
+    assert len(tail) <= 12 and tail[-1] == "=" * len(tail[0]), tail
+    assert any(line.startswith("  an Ascend NPU") and "--npu-results" in line for line in tail)
+    assert any(str(report_dir / "gate-report.md") in line for line in tail)
+    assert not [p for p in gate_workdir.iterdir() if ".staging-" in p.name or p.name.endswith(".incomplete")]
+    # `vnet-accept report` renders the same folder again from its JSON.
+    from vnet_accept.cli import main
+
+    md_before = (report_dir / "gate-report.md").read_text()
+    (report_dir / "gate-report.md").unlink()
+    assert main(["report", str(report_dir)]) == 0
+    assert (report_dir / "gate-report.md").read_text() == md_before
+
+
+def test_failing_configuration_exits_1_and_says_why(gate_cli, report_dir, no_figures):
+    code, out, _ = gate_cli("--tolerance-pp", "0")
+    assert code == 1
+    report = _report(report_dir)
+    assert report["provenance"]["command_line"] == ["vnet-accept", "gate", "--tolerance-pp=0"]
+    assert report["complete"] is True and report["gate"]["exit_code"] == 1
+    failed = [c for c in report["criteria"] if c["verdict"] == "fail"]
+    assert [c["id"] for c in failed] == ["accuracy.error_rate.onnxrt"]
+    md = (report_dir / "gate-report.md").read_text()
+    assert "**Verdict: FAIL**" in md and "Why it failed:" in md and "|Δ| 0.2096 pp vs 0.0 pp" in md
+    assert "FAIL  accuracy.error_rate.onnxrt: 0.5646 %" in out
+
+
+@pytest.mark.parametrize("ini", ["pytest.ini", "tox.ini"])
+def test_ini_settings_of_the_working_directory_apply(ini, gate_cli, gate_workdir, report_dir, no_figures):
+    (gate_workdir / ini).write_text("[pytest]\ntolerance_pp = 0\n")
+    code, _, _ = gate_cli()
+    assert code == 1
+    report = _report(report_dir)
+    assert report["settings"]["tolerance_pp"] == 0.0
+    assert report["provenance"]["ini_file"] == str(gate_workdir / ini)
+
+
+def test_from_the_repository_root(gate_cli, monkeypatch, tmp_path, pytestconfig, no_figures):
+    monkeypatch.chdir(pytestconfig.rootpath)  # the repository's pytest.ini (addopts -m, strict markers) applies
+    out_dir = tmp_path / "elsewhere"
+    code, out, err = gate_cli("-o", str(out_dir))
+    assert code == 0, out + err
+    assert _report(out_dir)["provenance"]["rootdir"] == str(pytestconfig.rootpath)
+
+
+def test_no_tests_is_an_environment_error(gate_cli, gate_workdir, report_dir):
+    code, out, _ = gate_cli("--", "-k", "no_such_test")
+    assert code == 2 and "no tests were collected" in out
+    assert not report_dir.exists() and not (gate_workdir / "gate-report.incomplete").exists()
+
+
+INTERRUPTING = '''
+def test_first(gate_record):
+    gate_record.criterion("parity.first", "first").measure(0.0, True)
+
+
+def test_interrupts():
+    raise KeyboardInterrupt
+'''
+
+
+def test_interrupted_run_never_replaces_a_complete_report(gate_cli, report_dir, gate_workdir, no_figures):
+    assert gate_cli()[0] == 0
+    before = (report_dir / "gate-report.json").read_bytes()
+    code, out, _ = gate_cli(suite=INTERRUPTING, name="test_tiny_interrupting.py")
+    assert code == 2 and "interrupted" in out
+    assert (report_dir / "gate-report.json").read_bytes() == before
+    partial = gate_workdir / "gate-report.incomplete"
+    assert (partial / "INCOMPLETE").exists() and _report(partial)["complete"] is False
+    assert "**INCOMPLETE — not a gate result.**" in (partial / "gate-report.md").read_text()
+
+
+def test_crash_while_rendering_keeps_the_previous_report(gate_cli, report_dir, gate_workdir, monkeypatch, no_figures):
+    assert gate_cli()[0] == 0
+    before = {p.name: p.read_bytes() for p in report_dir.iterdir()}
+
+    def crash(report, directory):
+        (directory / "half-drawn.png").write_bytes(b"\x89PNG")
+        raise RuntimeError("renderer bug")
+
+    monkeypatch.setattr("vnet_accept.report.figures.render_figures", crash)
+    code, _, err = gate_cli()
+    assert code == 2 and "rendering the report failed (RuntimeError: renderer bug)" in err
+    assert {p.name: p.read_bytes() for p in report_dir.iterdir()} == before
+    partial = gate_workdir / "gate-report.incomplete"
+    assert (partial / "INCOMPLETE").exists() and "renderer bug" in (partial / "render-error.txt").read_text()
+
+
+def test_collection_error_and_stop_at_first_failure(gate_cli, gate_workdir, report_dir, no_figures):
+    code, out, _ = gate_cli(suite="def test_broken(:\n", name="test_tiny_broken.py")
+    assert code == 2 and "error(s) while collecting the criteria" in out and not report_dir.exists()
+    code, out, _ = gate_cli("--tolerance-pp", "0", "--", "-x")
+    assert code == 1 and "stopped early" in out and not report_dir.exists()
+    assert _report(gate_workdir / "gate-report.incomplete")["complete"] is False

@@ -1,0 +1,101 @@
+"""gate-report.md from hand-made reports: every family pass/fail/skip, absent families, no invented numbers."""
+
+from __future__ import annotations
+
+import re
+
+from vnet_accept.report.markdown import cell, render_markdown, short_value
+from vnet_accept.report.modelzoo import modelzoo_statuses
+from vnet_accept.report.notjudged import not_judged
+from vnet_accept.report.publish import absent_families
+
+
+def _render(report, figures=None):
+    criteria = report["criteria"]
+    return render_markdown(report, modelzoo_statuses(criteria), not_judged(criteria), figures or {},
+                           absent_families(report))
+
+
+def _row(md: str, start: str) -> str:
+    return next(line for line in md.splitlines() if line.startswith(start))
+
+
+def _no_placeholders(md: str) -> None:
+    assert not re.search(r"\bNone\b|\bnan\b|\binf\b", md), [ln for ln in md.splitlines()
+                                                           if re.search(r"\bNone\b|\bnan\b", ln)]
+
+
+def test_full_report_tables(full_report):
+    md = _render(full_report, {"per_volume_error": {"file": "per_volume_error.png"},
+                               "fps_per_batch": {"reason": "no throughput"}})
+    _no_placeholders(md)
+    assert "**Verdict: FAIL**" in md and "Exit status 1." in md
+    assert "Why it failed:" in md and "`accuracy.error_rate.om_bs16` (fail)" in md and "1.245 pp > 1.0 pp" in md
+    # Accuracy: the three views, CI, counts, verdicts; the port's figures as a labelled reference row.
+    om1 = _row(md, "| `om_bs1` |")
+    for text in ("0.5646 %", "2,479,051 / 439,091,200", "+0.2096", "+59.0 %", "99.4354 %", "0.5146 – 0.6146 %",
+                 "1072 / 134", "**PASS**"):
+        assert text in om1, (text, om1)
+    assert "**FAIL**: \\|Δ\\| 1.245 pp > 1.0 pp" in _row(md, "| `om_bs16` |")  # pipes escaped in cells
+    assert "skipped: seeded stand-in weights" in _row(md, "| `onnxrt` |")
+    assert "49.9000 %" in _row(md, "| `onnxrt` |")  # measured, shown, but not judged
+    assert _row(md, "| reference port, Ascend 310").count("0.5646 %") == 1
+    assert "![Per-volume error rates](per_volume_error.png)" in md
+    assert "No figure \"Card fps per batch size against the T4 thresholds\": no throughput" in md
+    # Performance: per chip with basis, card, T4 with its basis, ratio, in batch-size order.
+    rows = [ln for ln in md.splitlines() if re.match(r"\| bs\d+ \|", ln)]
+    assert [r.split("|")[1].strip() for r in rows] == ["bs1", "bs4", "bs8", "bs16", "bs32"]
+    assert rows[0].startswith("| bs1 | 6.105 (mean) | 4 | 24.42 | 10.319 (median) | 2.37× | **PASS**")
+    assert "**FAIL**" in rows[1] and "10.951 (mean)" in rows[1]
+    assert "`PerfStatus:POK`" in md and "BENCHMARK" in md
+    # Parity and invariance: measured, flips, threshold, BN mode and basis.
+    parity = _row(md, "| `parity.onnxrt_vs_torch.running.bs1_64x80x80` |")
+    assert "| running | 1.9e-06 | 0 / 409,600 | max\\|Δ\\| <= 0.0001" in parity and "fp32" in parity
+    assert _row(md, "| onnxrt | running | bs16 |").split("|")[4].strip() == "0"
+    assert "| torch | bs4 | 0.085 | 177 / 409,600 |" in md
+    # Other criteria: dicts and big integers readable.
+    assert "45,603,934 parameters" in md and "opset=11" in md
+    # modelzoo and what was not judged.
+    assert "FuncStatus:OK\nPrecisionStatus:POK\nPerfStatus:POK" in md
+    assert "### Missing: an Ascend NPU" in md and "atc not found on PATH" in md
+    assert "### Missing: the trained checkpoint" in md and "How to provide it: pass --weights" in md
+    assert "| allowed \\|error − reference\\|, percentage points (`--tolerance-pp`) | `1.0` |" in md
+    assert "| CANN (ATC) | 8.0.RC1 |" in md
+
+
+def test_absent_families_say_not_run(build):
+    report = build.report_of(build.functional())
+    md = _render(report)
+    _no_placeholders(md)
+    assert "not run: no accuracy criterion in this run" in _row(md, "| (none) |")
+    assert "not run: no throughput criterion in this run" in md
+    assert "- accuracy (error rate of the OM/ONNX/PyTorch against 0.355 %): no criterion ran" in md
+    assert "- performance (card fps against the T4): no criterion ran" in md
+    assert "`FuncStatus:NOK` (not judged)" in md and "**no** — NOK for want of evidence" in md
+    assert "seeded stand-in weights (no `--weights`" in md
+    assert "Written from a plain `pytest --gate-report` run" in md  # no "complete" key
+
+
+def test_skipped_family_without_measurements(build):
+    report = build.report_of([build.accuracy("om_bs1", "skip", None, reason="no --npu-results DIR"),
+                              build.criterion("perf.throughput.bs1", "skip", reason="no --npu-results DIR")])
+    md = _render(report)
+    _no_placeholders(md)
+    assert _row(md, "| `om_bs1` |") == ("| `om_bs1` | — | — | — | — | — | — | — | skipped: no --npu-results DIR | "
+                                       "om_bs1, fp16 |")
+    assert _row(md, "| bs1 |") == "| bs1 | — | — | — | — | — | skipped: no --npu-results DIR | — |"
+    assert "Every criterion of this run was judged." not in md
+
+
+def test_incomplete_banner(build):
+    report = build.report_of(build.functional(), complete=False,
+                             gate={"exit_code": 2, "explanation": "the run was interrupted (KeyboardInterrupt)"})
+    md = _render(report)
+    assert md.startswith("# ") and "> **INCOMPLETE — not a gate result.** the run was interrupted" in md
+
+
+def test_cells_and_values():
+    assert cell("a|b\nc") == "a\\|b c" and cell(None) == "—" and cell("") == "—"
+    assert short_value(45_603_934) == "45,603,934"
+    assert short_value({"sha": "ab" * 32, "ok": True}) == "sha=abababababab…; ok=True"
+    assert short_value("x" * 300).endswith("…") and len(short_value("x" * 300)) == 160

@@ -1,0 +1,281 @@
+"""The report's pictures (PNG, matplotlib's Agg canvas, no pyplot state): where a person would rather look.
+
+* ``per_volume_error.png`` - per-volume error rates of the primary accuracy source (an OM one when there is one),
+  sorted, with the pooled rate and the published reference for scale;
+* ``worst_volume.png`` - the worst volume's central axial, coronal and sagittal CT slices with the
+  prediction/mask disagreement overlaid (missed lung in blue, false lung in red);
+* ``fps_per_batch.png`` - card fps per batch size against the T4 thresholds (and the 1.2× Benchmark bound);
+* ``parity_margins.png`` - each parity / batch-invariance difference against its threshold (log scale).
+
+:func:`render_figures` returns, per figure, ``{"file": name}`` or ``{"reason": why there is none}``; it never
+draws a number that is not in the report.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vnet_accept.io_utils import atomic_write_bytes
+
+FIGURES = ("per_volume_error", "worst_volume", "fps_per_batch", "parity_margins")
+COLORS = {"pass": "#2e7d32", "fail": "#c62828", "error": "#6a1b9a", "skip": "#9e9e9e"}
+_LIMIT = re.compile(r"(<=|>=|<|>)\s*([0-9.eE+-]+)")
+DPI = 110
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: Path) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _segments(cid: str) -> list[str]:
+    return cid.split("[", 1)[0].split(".")
+
+
+def primary_accuracy(criteria: Sequence[Mapping[str, Any]], need: str) -> Mapping[str, Any] | None:
+    """The accuracy criterion a picture shows: the first OM source that has ``details[need]``, else any."""
+    candidates = [c for c in criteria if _segments(c["id"])[:2] == ["accuracy", "error_rate"]
+                  and (c.get("details") or {}).get(need)]
+    candidates.sort(key=lambda c: (not ".".join(_segments(c["id"])[2:]).startswith("om"), c["id"]))
+    return candidates[0] if candidates else None
+
+
+def per_volume_error(report: Mapping[str, Any], path: Path) -> str | None:
+    c = primary_accuracy(report.get("criteria", []), "per_volume")
+    if c is None:
+        return "no accuracy criterion with per-volume results in this run"
+    volumes = [v for v in c["details"]["per_volume"] if isinstance(v.get("error_rate_pct"), (int, float))]
+    if not volumes:
+        return f"{c['id']} lists no per-volume error rates"
+    volumes.sort(key=lambda v: v["error_rate_pct"], reverse=True)
+    rates = [v["error_rate_pct"] for v in volumes]
+    settings = report.get("settings") or {}
+    fig = _figure(6.4, 3.0)
+    ax = fig.add_subplot()
+    ax.bar(range(len(rates)), rates, width=0.85, color="#5c6bc0", linewidth=0)  # neutral: the rule is pooled
+    if isinstance(c.get("measured"), (int, float)):
+        ax.axhline(c["measured"], color="black", lw=1, label=f"pooled {c['measured']:.4f} %")
+    if settings.get("reference_error") is not None:
+        ax.axhline(float(settings["reference_error"]), color="#1565c0", lw=1, ls="--",
+                   label=f"published {float(settings['reference_error']):g} %")
+    source = ".".join(_segments(c["id"])[2:])
+    ax.set_title(f"{source}: error rate per volume ({len(rates)} volumes, sorted)", fontsize=10)
+    ax.set_ylabel("error rate (%)")
+    ax.set_xlabel("volume (worst first)" + (f"; worst …{volumes[0].get('uid', '')[-8:]}" if volumes[0].get("uid")
+                                            else ""))
+    ax.set_xlim(-0.6, len(rates) - 0.4)
+    if len(rates) <= 12:
+        ax.set_xticks(range(len(rates)), [f"…{v.get('uid', '?')[-6:]}" for v in volumes], fontsize=7, rotation=30)
+    else:
+        ax.set_xticks([])
+    ax.legend(fontsize=8, framealpha=0.9, loc="best")
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, path)
+    return None
+
+
+def _resolve(npz: str, report_dir: Path, cid: str) -> Path | None:
+    """The copy in the report folder (``<id>.worst_volume.npz``, see ``gate.copy_evidence``), else the original."""
+    for candidate in (report_dir / f"{cid.split('[', 1)[0]}.worst_volume.npz", Path(npz), report_dir / Path(npz).name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def worst_volume(report: Mapping[str, Any], path: Path) -> str | None:
+    c = primary_accuracy(report.get("criteria", []), "worst_volume")
+    if c is None:
+        return "no accuracy criterion recorded a worst volume in this run"
+    worst = c["details"]["worst_volume"]
+    if not worst.get("npz"):
+        return f"{c['id']}: the worst volume's arrays were not saved (details.worst_volume.npz)"
+    npz = _resolve(str(worst["npz"]), path.parent, c["id"])
+    if npz is None:
+        return f"{worst['npz']} is gone (the worst volume's arrays; re-run the gate to regenerate them)"
+    with np.load(npz) as data:
+        missing = [k for k in ("ct", "mask", "prediction") if k not in data]
+        if missing:
+            return f"{npz} lacks {', '.join(missing)}"
+        ct, mask, pred = data["ct"], data["mask"].astype(bool), data["prediction"].astype(bool)
+    if not (ct.ndim == 3 and ct.shape == mask.shape == pred.shape):
+        return f"{npz}: ct/mask/prediction shapes differ or are not 3-D ({ct.shape}, {mask.shape}, {pred.shape})"
+    z, y, x = (s // 2 for s in ct.shape)
+    views = ((f"axial (z={z})", np.s_[z, :, :]), (f"coronal (y={y})", np.s_[::-1, y, :]),
+             (f"sagittal (x={x})", np.s_[::-1, :, x]))
+    fig = _figure(8.4, 3.3)
+    axes = fig.subplots(1, 3)
+    for ax, (title, index) in zip(axes, views):
+        ax.imshow(np.clip(ct[index], -1000, 400), cmap="gray", vmin=-1000, vmax=400, interpolation="nearest")
+        overlay = np.zeros((*ct[index].shape, 4))
+        overlay[mask[index] & ~pred[index]] = (0.1, 0.4, 1.0, 0.55)  # missed lung
+        overlay[pred[index] & ~mask[index]] = (1.0, 0.15, 0.1, 0.55)  # false lung
+        ax.imshow(overlay, interpolation="nearest")
+        ax.contour(mask[index].astype(float), levels=[0.5], colors=["#fdd835"], linewidths=0.5)
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+    from matplotlib.patches import Patch
+
+    fig.legend(handles=[Patch(color=(0.1, 0.4, 1.0), label="mask only (missed)"),
+                        Patch(color=(1.0, 0.15, 0.1), label="prediction only (false)"),
+                        Patch(edgecolor="#fdd835", facecolor="none", label="mask outline")],
+               loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    rate = worst.get("error_rate_pct")
+    fig.suptitle(f"worst volume …{str(worst.get('uid', '?'))[-12:].lstrip('.')} "
+                 + (f"({rate:.3f} % error, " if isinstance(rate, (int, float)) else "(")
+                 + f"{'.'.join(_segments(c['id'])[2:])})", fontsize=10)
+    _save(fig, path)
+    return None
+
+
+def fps_per_batch(report: Mapping[str, Any], path: Path) -> str | None:
+    rows = []
+    for c in report.get("criteria", []):
+        if _segments(c["id"])[:2] != ["perf", "throughput"]:
+            continue
+        d = c.get("details") or {}
+        card, t4 = d.get("card_fps", c.get("measured")), d.get("t4_fps")
+        bs = d.get("batch_size") or (int(m.group(1)) if (m := re.search(r"bs(\d+)", c["id"])) else None)
+        if isinstance(card, (int, float)) and isinstance(t4, (int, float)) and bs:
+            rows.append((bs, card, t4, d.get("t4_basis", ""), c.get("verdict")))
+    if not rows:
+        return "no throughput figure (perf.throughput.bs<N> with card and T4 fps) in this run"
+    rows.sort()
+    fig = _figure(6.0, 3.3)
+    ax = fig.add_subplot()
+    xs = range(len(rows))
+    ax.bar(xs, [r[1] for r in rows], width=0.6, color=[COLORS.get(r[4], "#1565c0") for r in rows],
+           label="card fps (per chip × chips)")
+    for i, (_bs, card, t4, _basis, _v) in enumerate(rows):
+        ax.hlines(t4, i - 0.38, i + 0.38, color="black", lw=2, label="T4 threshold" if i == 0 else None)
+        ax.hlines(1.2 * t4, i - 0.38, i + 0.38, color="black", lw=1, ls=":",
+                  label="1.2 × T4 (Benchmark)" if i == 0 else None)
+        ax.annotate(f"{card / t4:.2f}×", (i, max(card, 1.2 * t4)), textcoords="offset points", xytext=(0, 3),
+                    ha="center", fontsize=8)
+    ax.set_xticks(list(xs), [f"bs{r[0]}\nT4 {r[3]}" if r[3] else f"bs{r[0]}" for r in rows], fontsize=8)
+    ax.set_ylabel("frames per second")
+    ax.set_title("Ascend card fps against the T4 (labels: card / T4)", fontsize=10)
+    ax.set_ylim(0, max(max(r[1] for r in rows), 1.2 * max(r[2] for r in rows)) * 1.18)
+    fig.legend(fontsize=7, frameon=False, loc="outside lower center", ncol=3)
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, path)
+    return None
+
+
+def limit_of(c: Mapping[str, Any]) -> tuple[str, float] | None:
+    """The max-|Δ| limit of a parity/invariance criterion: from its comparison's tolerance, else its text."""
+    tol = ((c.get("details") or {}).get("comparison") or {}).get("tolerance") or {}
+    if isinstance(tol, Mapping) and isinstance(tol.get("max_abs"), (int, float)):
+        op = ">" if _segments(c["id"])[0] == "batch_dependence_detected" else "<="
+        return op, float(tol["max_abs"])
+    m = _LIMIT.search(c.get("threshold") or "")
+    if m:
+        try:
+            return m.group(1), float(m.group(2))
+        except ValueError:
+            return None
+    return None
+
+
+def _margin_rows(criteria: Sequence[Mapping[str, Any]]) -> list[tuple[str, float, tuple[str, float], str]]:
+    """One row per criterion, batch sizes folded: ``batch_invariance.onnxrt.running.bs4..bs32`` becomes one row
+    with the largest difference (the smallest for ``batch_dependence_detected``, which must exceed its limit)."""
+    families = ("parity", "batch_invariance", "batch_dependence_detected")
+    groups: dict[tuple[str, str, float], list[tuple[int | None, float, str]]] = {}
+    for c in criteria:
+        segments = _segments(c["id"])
+        if segments[0] not in families or not isinstance(c.get("measured"), (int, float)):
+            continue
+        limit = limit_of(c)
+        if limit is None:
+            continue
+        bs = next((int(s[2:]) for s in segments if re.fullmatch(r"bs\d+", s)), None)
+        key = ".".join(s for s in segments if not re.fullmatch(r"bs\d+", s)) if bs is not None else c["id"]
+        groups.setdefault((key, *limit), []).append((bs, float(c["measured"]), c.get("verdict", "error")))
+    order = {"fail": 0, "error": 1, "pass": 2, "skip": 3}
+    rows = []
+    for (key, op, limit), members in groups.items():
+        pick = min if op.startswith(">") else max
+        value = pick(m[1] for m in members)
+        verdict = min((m[2] for m in members), key=lambda v: order.get(v, 9))
+        sizes = sorted(m[0] for m in members if m[0] is not None)
+        label = key.replace("batch_dependence_detected", "dependence").replace("batch_invariance", "invariance")
+        if sizes:
+            folded = f"–{sizes[-1]}, {'min' if pick is min else 'max'})" if len(sizes) > 1 else ")"
+            label += f" (bs{sizes[0]}{folded}"
+        rows.append((label, value, (op, limit), verdict))
+    rank = {"parity": 0, "invariance": 1, "dependence": 2}
+    rows.sort(key=lambda r: (rank.get(r[0].split(".", 1)[0], 9), r[0]))
+    return rows
+
+
+def parity_margins(report: Mapping[str, Any], path: Path) -> str | None:
+    rows = _margin_rows(report.get("criteria", []))
+    if not rows:
+        return "no parity or batch-invariance criterion with a measured value and a threshold in this run"
+    positive = [v for r in rows for v in (r[1], r[2][1]) if v > 0]
+    floor = 10 ** (np.floor(np.log10(min(positive))) - 2) if positive else 1e-9  # where an exact 0 is drawn
+    fig = _figure(6.4, 1.3 + 0.24 * len(rows))
+    ax = fig.add_subplot()
+    for i, (_label, value, (op, limit), verdict) in enumerate(rows):
+        ax.scatter([value if value > 0 else floor], [i], color=COLORS.get(verdict, "black"), s=22, zorder=3,
+                   marker="o" if value > 0 else "<")
+        ax.scatter([limit if limit > 0 else floor], [i], marker="|", color="black", s=120, zorder=2)
+        note = "must exceed" if op.startswith(">") else "threshold 0" if limit <= 0 else ""
+        if note:
+            ax.annotate(note, (limit if limit > 0 else floor, i), textcoords="offset points", xytext=(4, -3),
+                        fontsize=6)
+    ax.set_xscale("log")
+    ax.set_xlim(floor / 3, max(max(r[1], r[2][1]) for r in rows) * 5)
+    from matplotlib.ticker import LogLocator, NullLocator
+
+    ax.xaxis.set_major_locator(LogLocator(numticks=8))
+    ax.xaxis.set_minor_locator(NullLocator())  # minor ticks on a log axis cost most of the drawing time
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("max |Δ log-probability| (log scale)", fontsize=8)
+    ax.set_title("Parity and batch invariance: measured vs threshold", fontsize=10)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls="", marker="o", color=COLORS["pass"], label="measured (pass)"),
+               Line2D([], [], ls="", marker="o", color=COLORS["fail"], label="measured (fail)"),
+               Line2D([], [], ls="", marker="<", color="gray", label="exactly 0"),
+               Line2D([], [], ls="", marker="|", color="black", markersize=10, label="threshold")]
+    fig.legend(handles=handles, fontsize=7, loc="outside lower center", ncol=4, frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    ax.tick_params(axis="x", labelsize=8)
+    _save(fig, path)
+    return None
+
+
+RENDERERS: dict[str, Callable[[Mapping[str, Any], Path], str | None]] = {
+    "per_volume_error": per_volume_error,
+    "worst_volume": worst_volume,
+    "fps_per_batch": fps_per_batch,
+    "parity_margins": parity_margins,
+}
+
+
+def render_figures(report: Mapping[str, Any], directory: Path) -> dict[str, dict[str, str]]:
+    """Draw every figure the report's data allows into ``directory``; name -> ``{"file"}`` or ``{"reason"}``."""
+    out: dict[str, dict[str, str]] = {}
+    for name, draw in RENDERERS.items():
+        file = f"{name}.png"
+        reason = draw(report, Path(directory) / file)
+        out[name] = {"reason": reason} if reason else {"file": file}
+    return out

@@ -1,0 +1,469 @@
+"""``gate-report.md``: the model zoo README's tables, filled from ``gate-report.json``, ready to paste.
+
+Sections: verdict; accuracy (OM/ONNX/PyTorch error rate against the published 0.355 %, with the absolute,
+relative and point-accuracy views and the bootstrap CI); performance per batch size (310 per chip and per card,
+T4 with its mean/median basis, ratio, tier); parity and batch invariance (measured, threshold, BN mode and
+dtype basis); other criteria; ``modelzoo_level.txt`` and why each line has its value; what was not judged and
+why; the settings in force; provenance. Every number comes from the report and states its basis; a family that
+did not run gets a row saying so (never a blank or an invented number).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from vnet_accept.reference import (
+    PORT_310_CHIP_FPS,
+    PORT_310_ERROR_PCT,
+    PORT_310_INCORRECT,
+    PORT_310_TOTAL,
+    PUBLISHED_ERROR_PCT,
+    TOLERANCE_PP,
+    AccuracyReference,
+)
+from vnet_accept.report.modelzoo import MODELZOO_FILE, Status, format_modelzoo_level
+from vnet_accept.report.notjudged import NotJudgedGroup
+
+REPORT_MD = "gate-report.md"
+DASH = "—"
+BN_MODE_NAMES = ("batch", "instance", "running")
+_BN_IN_TEXT = re.compile(r"bn(?:_mode)?=(\w+)")
+_BS = re.compile(r"^bs(\d+)$")
+
+
+# --- small formatting helpers ---------------------------------------------------------------------------------
+def cell(value: Any) -> str:
+    """A Markdown table cell: no pipes or newlines inside, ``—`` for nothing."""
+    if value is None or value == "":
+        return DASH
+    return str(value).replace("|", "\\|").replace("\r", " ").replace("\n", " ").strip()
+
+
+def row(*cells: Any) -> str:
+    return "| " + " | ".join(cell(c) for c in cells) + " |"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    return [row(*header), "|" + "|".join("---" for _ in header) + "|", *(row(*r) for r in rows)]
+
+
+def num(value: Any, spec: str = ".4g", suffix: str = "") -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return DASH if value is None else str(value)
+    return f"{value:{spec}}{suffix}"
+
+
+_HEX = re.compile(r"^[0-9a-f]{32,}$")
+
+
+def short_value(value: Any, limit: int = 160) -> str:
+    """A measured value for a table cell: ints with separators, hashes shortened, dicts as ``key=value``."""
+    if isinstance(value, bool) or value is None:
+        text = DASH if value is None else str(value)
+    elif isinstance(value, int):
+        text = f"{value:,}"
+    elif isinstance(value, float):
+        text = f"{value:.6g}"
+    elif isinstance(value, str):
+        text = value[:12] + "…" if _HEX.match(value) else value
+    elif isinstance(value, Mapping):
+        text = "; ".join(f"{k}={short_value(v, limit)}" for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ", ".join(short_value(v, limit) for v in value) + "]"
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def verdict_text(c: Mapping[str, Any], with_reason: bool = False) -> str:
+    v = c.get("verdict", "error")
+    word = {"pass": "**PASS**", "fail": "**FAIL**", "skip": "skipped", "error": "**ERROR**"}.get(v, v)
+    reason = c.get("reason") or ""
+    if v == "skip":
+        return f"skipped: {reason}" if reason else "skipped"
+    if with_reason and reason and v in ("fail", "error"):
+        return f"{word}: {reason}"
+    return word
+
+
+def _segments(cid: str) -> list[str]:
+    return cid.split("[", 1)[0].split(".")
+
+
+def by_family(criteria: Sequence[Mapping[str, Any]], family: str) -> list[Mapping[str, Any]]:
+    return [c for c in criteria if _segments(c["id"])[0] == family]
+
+
+def bn_mode_of(c: Mapping[str, Any]) -> str:
+    for s in _segments(c["id"]):
+        if s in BN_MODE_NAMES:
+            return s
+    m = _BN_IN_TEXT.search(c.get("basis", "") + " " + c.get("description", ""))
+    return m.group(1) if m else DASH
+
+
+def batch_of(c: Mapping[str, Any]) -> int | None:
+    for s in _segments(c["id"]):
+        m = _BS.match(s)
+        if m:
+            return int(m.group(1))
+    bs = (c.get("details") or {}).get("batch_size")
+    return bs if isinstance(bs, int) else None
+
+
+# --- sections -------------------------------------------------------------------------------------------------
+def _accuracy_source(cid: str) -> str:
+    """``accuracy.error_rate.om_bs16`` -> ``om_bs16``."""
+    return ".".join(_segments(cid)[2:]) or cid
+
+
+def _source_order(c: Mapping[str, Any]) -> tuple[int, int, str]:
+    src = _accuracy_source(c["id"])
+    rank = 0 if src.startswith("om") else 1 if src.startswith("onnx") else 2
+    return rank, batch_of({"id": src.replace("_", ".")}) or 0, src
+
+
+def accuracy_section(report: Mapping[str, Any], figures: Mapping[str, Any]) -> list[str]:
+    settings = report.get("settings") or {}
+    ref = AccuracyReference(float(settings.get("reference_error") or PUBLISHED_ERROR_PCT),
+                            float(settings.get("tolerance_pp") if settings.get("tolerance_pp") is not None
+                                  else TOLERANCE_PP))
+    family = by_family(report.get("criteria", []), "accuracy")
+    crits = sorted((c for c in family if _segments(c["id"])[1:2] == ["error_rate"]), key=_source_order)
+    checks = [c for c in family if _segments(c["id"])[1:2] != ["error_rate"]]
+    lines = ["## Accuracy", "",
+             f"Rule in force: |error − {ref.published_error_pct:g} %| ≤ {ref.tolerance_pp:g} percentage point "
+             f"(`--reference-error`, `--tolerance-pp`). Error rate = voxels whose arg-max class differs from the "
+             "lung mask / all voxels of all kept 64×80×80 tiles, pooled over the test split (SPEC §6). The "
+             "relative and point-accuracy views are shown so nobody has to guess the unit of \"within 1 %\".", ""]
+    header = ("source", "error rate", "incorrect / total voxels", f"Δ vs {ref.published_error_pct:g} % (pp)",
+              "relative change", f"point accuracy (published {100 - ref.published_error_pct:.3f} %)",
+              "95 % CI (bootstrap over volumes)", "tiles / volumes", "verdict", "basis")
+    rows: list[list[Any]] = []
+    for c in crits:
+        d = c.get("details") or {}
+        measured = c.get("measured")
+        views = d.get("views") or (ref.views(measured) if isinstance(measured, (int, float)) else {})
+        ci = d.get("ci95_pct")
+        ci_text = f"{ci[0]:.4f} – {ci[1]:.4f} %" if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
+        counts = (f"{d['incorrect']:,} / {d['total']:,}" if isinstance(d.get("incorrect"), int)
+                  and isinstance(d.get("total"), int) else None)
+        volumes = d.get("volumes", d.get("uids_used"))
+        tiles = f"{d.get('tiles', DASH)} / {volumes if volumes is not None else DASH}" if d else None
+        rows.append([f"`{_accuracy_source(c['id'])}`", num(measured, ".4f", " %"), counts,
+                     num(views.get("abs_diff_pp"), "+.4f"), num(views.get("relative_change_pct"), "+.1f", " %"),
+                     num(views.get("point_accuracy_pct"), ".4f", " %"), ci_text, tiles, verdict_text(c, True),
+                     c.get("basis")])
+    if not crits:
+        rows.append(["(none)", DASH, DASH, DASH, DASH, DASH, DASH, DASH,
+                     "not run: no accuracy criterion in this run (the accuracy checks are deselected, e.g. by "
+                     "`-m`/`-k`, or not installed in this version)", DASH])
+    port = ref.views(PORT_310_ERROR_PCT)
+    rows.append(["reference port, Ascend 310 (SPEC §6; not measured here)", f"{PORT_310_ERROR_PCT:.4f} %",
+                 f"{PORT_310_INCORRECT:,} / {PORT_310_TOTAL:,}", num(port["abs_diff_pp"], "+.4f"),
+                 num(port["relative_change_pct"], "+.1f", " %"), num(port["point_accuracy_pct"], ".4f", " %"),
+                 DASH, "1072 / 134", "reference", "the port's published bs1/bs16 result"])
+    lines += table(header, rows)
+    lines.append("")
+    if checks:
+        lines += ["Checks of the accuracy chain itself (counts, layouts, batch sizes, runners):", "",
+                  *generic_table(checks), ""]
+    lines += _figure_lines(figures, "per_volume_error", "Per-volume error rates")
+    lines += _figure_lines(figures, "worst_volume", "Worst volume: central slices, disagreement overlaid")
+    return lines
+
+
+def performance_section(report: Mapping[str, Any], figures: Mapping[str, Any],
+                        perf_status: Status | None) -> list[str]:
+    crits = report.get("criteria", [])
+    throughput = sorted((c for c in crits if _segments(c["id"])[:2] == ["perf", "throughput"]),
+                        key=lambda c: batch_of(c) or 0)
+    lines = ["## Performance", "",
+             "Rule (SPEC §7): card fps > T4 fps at every batch size (bs1 and bs16 authoritative). Card fps = "
+             "per-chip throughput × chips per card (Ascend 310: 4 chips; 310P: 1); the NPU tools measure one chip. "
+             "Placement by the lower card/T4 ratio at bs1 and bs16: < 1.0 Research, 1.0–1.2 Official, > 1.2 "
+             "Benchmark (\"Perfect\").", ""]
+    header = ("batch size", "310/310P per chip (fps, basis)", "chips per card", "card fps", "T4 fps (basis)",
+              "card / T4", "verdict", "source")
+    rows: list[list[Any]] = []
+    for c in throughput:
+        d = c.get("details") or {}
+        chip = num(d.get("chip_fps"), ".5g")
+        if d.get("statistic") and chip != DASH:
+            chip += f" ({d['statistic']})"
+        t4 = num(d.get("t4_fps"), ".5g")
+        if d.get("t4_basis") and t4 != DASH:
+            t4 += f" ({d['t4_basis']})"
+        ratio = d.get("ratio")
+        rows.append([f"bs{batch_of(c)}" if batch_of(c) else c["id"], chip, d.get("chips_per_card"),
+                     num(d.get("card_fps", c.get("measured")), ".2f"), t4,
+                     num(ratio, ".2f", "×"), verdict_text(c, True), d.get("source") or c.get("basis")])
+    if not throughput:
+        perf_skips = [c for c in crits if _segments(c["id"])[0] == "perf"]
+        reason = (perf_skips[0].get("reason") if perf_skips else None) or (
+            "no throughput criterion in this run (NPU checks not selected or not installed)")
+        rows.append(["(none)", DASH, DASH, DASH, DASH, DASH, f"not run: {reason}", DASH])
+    lines += table(header, rows)
+    lines.append("")
+    tier = next((c for c in crits if _segments(c["id"])[:2] == ["perf", "tier"]), None)
+    if perf_status is not None:
+        judged = "" if perf_status.judged else " (for want of evidence)"
+        lines.append(f"Placement: {perf_status.reason}. `PerfStatus:{perf_status.value}`{judged}.")
+    if tier is not None:
+        lines.append(f"Recorded tier criterion `{tier['id']}`: {num(tier.get('measured'))} — "
+                     f"{verdict_text(tier, True)}.")
+    port = ", ".join(f"bs{bs} {fps:g} → {4 * fps:.2f}" for bs, fps in PORT_310_CHIP_FPS.items())
+    lines += ["", f"For comparison (SPEC §7, not measured here): the reference port's 310 figures per chip → card: "
+              f"{port} fps.", ""]
+    lines += _figure_lines(figures, "fps_per_batch", "Card fps per batch size against the T4 thresholds")
+    return lines
+
+
+def _comparison(c: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (c.get("details") or {}).get("comparison") or {}
+
+
+def _flips(c: Mapping[str, Any]) -> str:
+    comp = _comparison(c)
+    if isinstance(comp.get("flips"), int) and isinstance(comp.get("voxels"), int):
+        return f"{comp['flips']:,} / {comp['voxels']:,}"
+    return DASH
+
+
+def parity_section(report: Mapping[str, Any], figures: Mapping[str, Any]) -> list[str]:
+    crits = report.get("criteria", [])
+    parity = by_family(crits, "parity")
+    invariance = by_family(crits, "batch_invariance")
+    dependence = by_family(crits, "batch_dependence_detected")
+    lines = ["## Parity and batch invariance", "",
+             "Parity: two runners on the same input in the same batch-norm semantics (`--bn-mode`: `batch` = "
+             "statistics of the batch as given, as upstream; `instance` = per-sample; `running` = stored running "
+             "statistics). Measured = max |Δ log-probability| over all voxels and both classes; label flips = "
+             "voxels whose arg-max differs.", ""]
+    parity.sort(key=lambda c: (bn_mode_of(c), c["id"]))
+    invariance.sort(key=lambda c: (_segments(c["id"])[1:3], batch_of(c) or 0))
+    dependence.sort(key=lambda c: (_segments(c["id"])[1:2], batch_of(c) or 0))
+    rows = [[f"`{c['id']}`", bn_mode_of(c), num(c.get("measured"), ".3g"), _flips(c), c.get("threshold"),
+             verdict_text(c, True), c.get("basis")] for c in parity]
+    if not parity:
+        rows.append(["(none)", DASH, DASH, DASH, DASH, "not run: no parity criterion in this run", DASH])
+    lines += table(("criterion", "BN mode", "max abs Δ log-prob", "label flips", "threshold", "verdict",
+                    "basis (runners, dtype, input)"), rows)
+    lines += ["", "Batch invariance: each sample's output alone vs inside a batch of N (BN modes that promise it).",
+              ""]
+    rows = []
+    for c in invariance:
+        seg = _segments(c["id"])
+        rows.append([seg[1] if len(seg) > 1 else DASH, bn_mode_of(c), f"bs{batch_of(c)}" if batch_of(c) else DASH,
+                     num(c.get("measured"), ".3g"), _flips(c), c.get("threshold"), verdict_text(c, True),
+                     c.get("basis")])
+    if not invariance:
+        rows.append([DASH, DASH, DASH, DASH, DASH, DASH, "not run: no batch-invariance criterion in this run", DASH])
+    lines += table(("runner", "BN mode", "batch", "max abs Δ log-prob", "label flips", "threshold", "verdict",
+                    "basis"), rows)
+    if dependence:
+        lines += ["", "Batch dependence of `bn_mode=batch` (the reference port's semantics; the gate must see it):",
+                  ""]
+        rows = []
+        for c in dependence:
+            seg = _segments(c["id"])
+            rows.append([seg[1] if len(seg) > 1 else DASH, f"bs{batch_of(c)}" if batch_of(c) else DASH,
+                         num(c.get("measured"), ".3g"), _flips(c), c.get("threshold"), verdict_text(c, True)])
+        lines += table(("runner", "batch", "max abs Δ log-prob", "label flips", "detected when", "verdict"), rows)
+    lines.append("")
+    lines += _figure_lines(figures, "parity_margins", "Measured difference against each threshold")
+    return lines
+
+
+SECTION_FAMILIES = ("accuracy", "perf", "parity", "batch_invariance", "batch_dependence_detected")
+
+
+def generic_table(criteria: Sequence[Mapping[str, Any]]) -> list[str]:
+    rows = []
+    for c in criteria:
+        measured = c.get("measured")
+        shown = f"{short_value(measured)} {c.get('units') or ''}".strip() if measured is not None else DASH
+        rows.append([f"`{c['id']}`", c.get("description"), shown, short_value(c.get("threshold") or None, 200),
+                     verdict_text(c, True), c.get("basis")])
+    return table(("criterion", "what it asserts", "measured", "threshold", "verdict", "basis"), rows)
+
+
+def other_section(report: Mapping[str, Any]) -> list[str]:
+    others = [c for c in report.get("criteria", []) if _segments(c["id"])[0] not in SECTION_FAMILIES]
+    if not others:
+        return []
+    return ["## Other criteria", "", *generic_table(others), ""]
+
+
+def modelzoo_section(statuses: Sequence[Status]) -> list[str]:
+    rows = [[f"`{s.line()}`", "yes" if s.judged else "**no** — NOK for want of evidence", s.reason]
+            for s in statuses]
+    return ["## modelzoo_level.txt", "", f"Written to `{MODELZOO_FILE}`, derived from the verdicts above:", "",
+            "```text", format_modelzoo_level(statuses).rstrip("\n"), "```", "",
+            *table(("line", "judged", "why"), rows), "",
+            "A skipped criterion never makes a status OK. A status nothing could decide is written as `NOK` (the "
+            "file's `Key:Value` format has no \"unknown\"): read it as \"not demonstrated by this run\", not as a "
+            "measured failure — see below what was missing.", ""]
+
+
+def not_judged_section(groups: Sequence[NotJudgedGroup], absent_families: Sequence[str]) -> list[str]:
+    lines = ["## What was not judged and why", ""]
+    if not groups and not absent_families:
+        return lines + ["Every criterion of this run was judged.", ""]
+    for g in groups:
+        n = len(g.criteria)
+        lines += [f"### Missing: {g.missing.label} — {n} criteri{'a' if n != 1 else 'on'}", "",
+                  f"How to provide it: {g.missing.provide}.", ""]
+        for reason in g.reasons:
+            ids = [c["id"] for c in g.criteria if (c.get("reason") or "no reason given") == reason]
+            shown = ", ".join(f"`{i}`" for i in ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
+            lines.append(f"- {reason} ({shown})")
+        lines.append("")
+    if absent_families:
+        lines += ["### Families with no criterion in this run", ""]
+        lines += [f"- {f}" for f in absent_families]
+        lines.append("")
+    return lines
+
+
+SETTING_LABELS = {
+    "vnet_weights": "checkpoint under test (`--weights`)",
+    "luna16_root": "dataset (`--luna16`)",
+    "test_uids": "test-split UID file (`--test-uids`)",
+    "bn_mode": "BN semantics of the export and the reference (`--bn-mode`)",
+    "reference_error": "published error rate, % (`--reference-error`)",
+    "tolerance_pp": "allowed |error − reference|, percentage points (`--tolerance-pp`)",
+}
+_DEFAULT_DISPLAY: dict[str, str] = {
+    "vnet_weights": "seeded stand-in weights (no `--weights`: accuracy thresholds cannot be judged)",
+    "luna16_root": "synthetic LUNA16-like dataset (no `--luna16`)",
+    "test_uids": "the dataset's own list (no `--test-uids`)",
+}
+
+
+def _option_label(key: str) -> str:
+    try:
+        from vnet_accept.plugin.options import OPTIONS_BY_DEST
+    except ImportError:  # pragma: no cover
+        return f"`{key}`"
+    opt = OPTIONS_BY_DEST.get(key)
+    if opt is None:
+        return f"`{key}`"
+    short = re.split(r"[;(]", opt.help, maxsplit=1)[0].strip()
+    return f"{short} (`{opt.flag}`)"
+
+
+def settings_section(report: Mapping[str, Any]) -> list[str]:
+    settings = report.get("settings") or {}
+    rows = []
+    for key in sorted(settings, key=lambda k: (k not in SETTING_LABELS, list(SETTING_LABELS).index(k)
+                                               if k in SETTING_LABELS else 0, k)):
+        value = settings[key]
+        shown = _DEFAULT_DISPLAY.get(key, "not set") if value in (None, "", []) else (
+            ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value)
+        rows.append([SETTING_LABELS.get(key) or _option_label(key),
+                     f"`{shown}`" if value not in (None, "", []) else shown])
+    return ["## Settings in force", "", *table(("setting", "value"), rows), ""]
+
+
+_TOOL_KEYS = ("atc_version", "cann_version", "soc_version", "driver_version", "ais_bench_version",
+              "benchmark_version", "trtexec_version", "tensorrt_version", "cuda_version", "gpu_name")
+
+
+def _recorded_tool_versions(report: Mapping[str, Any]) -> dict[tuple[str, str], list[str]]:
+    """Tool versions the criteria recorded in their details (ATC, CANN, SoC, TensorRT …), with who recorded them."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for c in report.get("criteria", []):
+        details = c.get("details") or {}
+        for key in _TOOL_KEYS:
+            if details.get(key) not in (None, ""):
+                found.setdefault((key, str(details[key])), []).append(c["id"])
+    return found
+
+
+def provenance_section(report: Mapping[str, Any]) -> list[str]:
+    prov = report.get("provenance") or {}
+    machine = prov.get("machine") or {}
+    versions = prov.get("versions") or {}
+    toolchain = prov.get("toolchain") or {}
+    rows = [["time (UTC)", prov.get("time_utc")],
+            ["command line", " ".join(map(str, prov.get("command_line") or [])) or None],
+            ["working directory", prov.get("cwd")],
+            ["machine", " ".join(str(machine[k]) for k in ("system", "release", "machine") if machine.get(k))
+             + (f", {machine.get('cpu_count')} CPUs" if machine.get("cpu_count") else "") or None],
+            ["host", machine.get("node")], ["Python", prov.get("python")]]
+    rows += [[name, version] for name, version in versions.items()]
+    rows += [[name, value] for name, value in toolchain.items()]
+    rows += [[f"{key} (recorded by {', '.join(ids[:2])}{' …' if len(ids) > 2 else ''})", value]
+             for (key, value), ids in _recorded_tool_versions(report).items()]
+    return ["## Provenance", "", *table(("item", "value"), rows), ""]
+
+
+def _figure_lines(figures: Mapping[str, Any], name: str, title: str) -> list[str]:
+    fig = figures.get(name)
+    if fig is None:
+        return []
+    if fig.get("file"):
+        return [f"![{title}]({fig['file']})", ""]
+    return [f"_No figure \"{title}\": {fig.get('reason', 'nothing to draw')}._", ""]
+
+
+def header_section(report: Mapping[str, Any], statuses: Sequence[Status]) -> list[str]:
+    summary = report.get("summary") or {}
+    counts = summary.get("counts") or {}
+    gate = report.get("gate") or {}
+    overall = str(summary.get("overall", "no verdict")).upper()
+    lines = ["# VNet PyTorch → ONNX → Ascend OM: vnet-accept gate report", ""]
+    if report.get("complete") is False:
+        why = gate.get("explanation") or "the run did not finish"
+        lines += [f"> **INCOMPLETE — not a gate result.** {why}. Criteria that did not run are missing below; do "
+                  "not file this report.", ""]
+    elif report.get("complete") is None:
+        lines += ["> Written from a plain `pytest --gate-report` run, not finalised by `vnet-accept gate`.", ""]
+    total = summary.get("criteria", len(report.get("criteria", [])))
+    parts = [f"{counts.get(k, 0)} {label}" for k, label in
+             (("pass", "passed"), ("fail", "failed"), ("error", "errored"), ("skip", "not judged (skipped)"))
+             if counts.get(k)]
+    exit_text = f" Exit status {gate['exit_code']}." if "exit_code" in gate else ""
+    lines += [f"**Verdict: {overall}** — {total} criteria: {', '.join(parts) or 'none'}.{exit_text}", ""]
+    if gate.get("tests_deselected"):
+        ran = gate.get("tests_selected")
+        lines += [f"Selection: {ran} test{'s' if ran != 1 else ''} selected, {gate['tests_deselected']} deselected "
+                  "(`-m`/`-k`); the criteria of the deselected tests are not in this report.", ""]
+    judged_on = gate.get("judged_on") or []
+    if judged_on:
+        lines += ["Judged on: " + "; ".join(judged_on) + ".", ""]
+    lines.append("`modelzoo_level.txt`: " + ", ".join(
+        f"`{s.line()}`" + ("" if s.judged else " (not judged)") for s in statuses) + ".")
+    bad = [c for c in report.get("criteria", []) if c.get("verdict") in ("fail", "error")]
+    if bad:
+        lines += ["", "Why it failed:", ""]
+        lines += [f"- `{c['id']}` ({c['verdict']}): {short_value(c.get('measured'))} {c.get('units') or ''}; "
+                  f"threshold {c.get('threshold') or DASH} — {c.get('reason') or 'no reason recorded'}" for c in bad]
+    failed = gate.get("failed_tests") or []
+    if failed:
+        lines += ["", "Tests that failed without recording a criterion:", ""]
+        lines += [f"- `{f['nodeid']}`: {f.get('reason', '')}" for f in failed]
+    lines.append("")
+    return lines
+
+
+def render_markdown(report: Mapping[str, Any], statuses: Sequence[Status], groups: Sequence[NotJudgedGroup],
+                    figures: Mapping[str, Any], absent_families: Sequence[str] = ()) -> str:
+    """The whole ``gate-report.md``. ``figures``: name -> ``{"file": "x.png"}`` or ``{"reason": "..."}``."""
+    perf = next((s for s in statuses if s.key == "PerfStatus"), None)
+    lines = [*header_section(report, statuses),
+             *accuracy_section(report, figures),
+             *performance_section(report, figures, perf),
+             *parity_section(report, figures),
+             *other_section(report),
+             *modelzoo_section(statuses),
+             *not_judged_section(groups, absent_families),
+             *settings_section(report),
+             *provenance_section(report)]
+    files = report.get("files") or []
+    if files:
+        lines += ["## Files", "", *[f"- `{f}`" for f in files], ""]
+    return "\n".join(lines).rstrip("\n") + "\n"

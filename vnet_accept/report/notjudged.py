@@ -1,0 +1,110 @@
+"""What was not judged and why: skipped criteria grouped by what was missing, with how to provide it.
+
+A criterion skips when this machine or this configuration lacks something: the trained checkpoint (seeded
+stand-in weights cannot be held to the published accuracy), LUNA16 (the synthetic dataset stands in), an Ascend
+NPU with CANN (or ``--npu-results`` copied from one), an NVIDIA GPU, or the project's shared reference folder.
+The skip reason is the only structured trace of that (a fixture's ``pytest.skip`` carries no details), so the
+grouping reads the reason: :data:`MISSING` is a table of patterns; the category whose pattern matches *earliest*
+in the reason wins (reasons lead with what is missing: "seeded stand-in weights: …; pass --vnet-weights … and
+--luna16-root" is about the checkpoint), ties go to the table order, and a reason that matches none lands in
+``other``, shown with its own text. A criterion may also say it directly with
+``details["needs"] = "<key>"`` (a key of :data:`MISSING`), which takes precedence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Missing:
+    key: str
+    label: str  # "an Ascend NPU"
+    provide: str  # how to provide it, one sentence
+    pattern: re.Pattern[str]
+
+
+def _p(*alternatives: str) -> re.Pattern[str]:
+    return re.compile("|".join(alternatives), re.IGNORECASE)
+
+
+#: What a skipped criterion can lack (the earliest match in the reason wins; ties go to this order).
+MISSING: tuple[Missing, ...] = (
+    Missing("npu", "an Ascend NPU (CANN, atc, ais_bench/benchmark, npu-smi)",
+            "run the gate on an Ascend 310/310P host after sourcing CANN's set_env.sh, or copy the results and logs "
+            "from one and pass --npu-results DIR (with --soc-version)",
+            _p(r"\bnpu\b", r"\bascend", r"\batc\b", r"ais_bench", r"\bcann\b", r"npu-smi", r"--npu-results",
+               r"benchmark\.(x86_64|aarch64)", r"legacy benchmark", r"soc[ _-]?version", r"chips per card",
+               r"\bom\b", r"\.om\b")),
+    Missing("gpu", "an NVIDIA GPU (CUDA-enabled PyTorch, TensorRT)",
+            "run on a host with an NVIDIA GPU and a CUDA build of PyTorch (tox -e gpu); for T4 thresholds from your "
+            "own trtexec logs pass --t4-logs",
+            _p(r"\bcuda\b", r"\bgpu\b", r"nvidia", r"trtexec", r"tensorrt")),
+    Missing("checkpoint", "the trained checkpoint (vnet_model_best.pth.tar)",
+            "pass --weights vnet_model_best.pth.tar (the port's trained checkpoint; seeded stand-in weights cannot "
+            "be held to the published accuracy)",
+            _p(r"--vnet-weights", r"--weights", r"\btrained\b", r"\bseeded\b", r"stand-in", r"random weights",
+               r"checkpoint")),
+    Missing("luna16", "the LUNA16 dataset",
+            "pass --luna16 ROOT (raw or normalised layout) and --test-uids reference/test_uids.txt",
+            _p(r"luna16", r"--luna16", r"synthetic (data|scan)", r"--test-uids", r"test split")),
+    Missing("shared", "the project's shared reference folder",
+            "pass --shared-dir DIR (the folder holding SPEC.md and reference/) or set VNET_ACCEPT_SHARED=DIR",
+            _p(r"--shared-dir", r"VNET_ACCEPT_SHARED", r"shared reference folder", r"reference/transcripts")),
+)
+MISSING_BY_KEY: Mapping[str, Missing] = {m.key: m for m in MISSING}
+OTHER = Missing("other", "other reasons", "see each reason below", re.compile(r"(?!)"))
+
+
+def classify(reason: str, needs: str | None = None) -> Missing:
+    """What a skip with this ``reason`` lacked (``needs``, a :data:`MISSING` key, wins when given)."""
+    if needs and needs in MISSING_BY_KEY:
+        return MISSING_BY_KEY[needs]
+    best: tuple[int, int, Missing] | None = None
+    for rank, missing in enumerate(MISSING):
+        m = missing.pattern.search(reason or "")
+        if m and (best is None or (m.start(), rank) < best[:2]):
+            best = (m.start(), rank, missing)
+    return best[2] if best else OTHER
+
+
+@dataclass
+class NotJudgedGroup:
+    missing: Missing
+    criteria: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def reasons(self) -> list[str]:
+        """The distinct reasons, in first-seen order."""
+        seen: dict[str, None] = {}
+        for c in self.criteria:
+            seen.setdefault(c.get("reason") or "no reason given", None)
+        return list(seen)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"missing": self.missing.key, "label": self.missing.label, "provide": self.missing.provide,
+                "criteria": [c["id"] for c in self.criteria], "reasons": self.reasons}
+
+
+def not_judged(criteria: Iterable[Mapping[str, Any]]) -> list[NotJudgedGroup]:
+    """Skipped criteria grouped by what was missing, in :data:`MISSING` order, ``other`` last."""
+    groups: dict[str, NotJudgedGroup] = {}
+    for c in criteria:
+        if c.get("verdict") != "skip":
+            continue
+        details = c.get("details") or {}
+        missing = classify(c.get("reason", ""), details.get("needs") if isinstance(details, Mapping) else None)
+        groups.setdefault(missing.key, NotJudgedGroup(missing)).criteria.append(dict(c))
+    order = [m.key for m in MISSING] + [OTHER.key]
+    return [groups[k] for k in order if k in groups]
+
+
+def summary_line(group: NotJudgedGroup, width: int = 4) -> str:
+    """``"an Ascend NPU: 12 criteria (accuracy.error_rate.om_bs1, …) — run the gate on …"``."""
+    ids = [c["id"] for c in group.criteria]
+    shown = ", ".join(ids[:width]) + (f", … ({len(ids) - width} more)" if len(ids) > width else "")
+    n = len(ids)
+    return f"{group.missing.label}: {n} criteri{'a' if n != 1 else 'on'} ({shown}) — {group.missing.provide}"
