@@ -25,8 +25,12 @@ class TorchRunner(Runner):
         self._module: VNet | None = None
 
     def activate_impl(self) -> None:
-        # The caller's model is shared; set its mode (a forward never mutates buffers in any mode).
-        self._module = self.model.to(self.device).eval().set_bn_mode(self.bn_mode)
+        self._module = self.prepare_module()
+
+    def prepare_module(self) -> torch.nn.Module:
+        """The module :meth:`forward` runs. Here the caller's (shared) model itself, in this runner's BN mode (a
+        forward never mutates buffers in any mode); the CUDA runner returns a transformed private copy."""
+        return self.model.to(self.device).eval().set_bn_mode(self.bn_mode)
 
     def deactivate_impl(self) -> None:
         self._module = None
@@ -36,7 +40,12 @@ class TorchRunner(Runner):
         return {INPUT_NAME: TensorSpec(np.dtype(np.float32), (None, 1, *spatial))}
 
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self._module.set_bn_mode(self.bn_mode)  # another runner may share the model object
         with torch.inference_mode():
-            out = self._module(torch.from_numpy(feed[INPUT_NAME]).to(self.device))
+            out = self.forward(torch.from_numpy(feed[INPUT_NAME]))
         return {OUTPUT_NAME: out.float().cpu().numpy()}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The torch forward: a host ``(N, 1, D, H, W)`` float32 tensor in, ``(N, D, H, W, 2)`` out (on the
+        runner's device, in its compute dtype). Subclasses override this, not :meth:`infer_impl`."""
+        self._module.set_bn_mode(self.bn_mode)  # another runner may share the model object
+        return self._module(x.to(self.device))
