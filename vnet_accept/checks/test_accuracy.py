@@ -59,7 +59,7 @@ def _measure_error_rate(gate_record, cid, description, report, basis, reference,
               uids_used=report.uids_used, views=report.views, ci95_pct=list(r.ci95_pct),
               per_volume=[v.to_dict() for v in r.per_volume],
               worst_volume={"uid": worst.uid, "error_rate_pct": worst.error_rate_pct, "npz": str(npz)},
-              dice=r.dice, iou=r.iou, mean_volume_dice=r.mean_volume_dice, layout=report.folder.layout,
+              dice=r.dice, iou=r.iou, mean_volume_dice=r.mean_volume_dice, results=report.source,
               port_line=r.port_line(), **extra)
     return c
 
@@ -117,7 +117,7 @@ def test_pooled_counts_are_the_sums(accuracy_runs, accuracy_dataset, gate_record
             problems.append(f"{v.uid}: reassembled volume has {wrong} errors, the tiles sum to {v.incorrect}")
     c = gate_record.criterion("accuracy.consistency.pooled_counts", "the pooled counts equal the sum of the "
                               "per-volume counts, the per-tile counts and the reassembled volumes' counts",
-                              units="problems", threshold="0", basis=f"{report.folder.root}")
+                              units="problems", threshold="0", basis=report.source)
     c.measure(len(problems), not problems, reason="; ".join(problems) or
               f"{r.incorrect}/{r.total} over {r.volumes} volumes and {r.tiles} tiles", problems=problems)
     c.assert_passed()
@@ -127,9 +127,9 @@ def test_pooled_counts_are_the_sums(accuracy_runs, accuracy_dataset, gate_record
 def test_printed_line_parses_back(accuracy_runs, accuracy_dataset, accuracy_reference, capsys, gate_record):
     from vnet_accept.cli import main
 
-    run = accuracy_runs.chain()
-    r = accuracy_runs.chain_report().result
-    status = main(["postprocess", str(run.out_dir), "--prep", str(accuracy_dataset.manifest.directory),
+    folder, manifest = accuracy_runs.check_folder()
+    r = accuracy_runs.postprocess(folder, manifest=manifest).result
+    status = main(["postprocess", str(folder), "--prep", str(manifest.directory),
                    "--luna16", str(accuracy_dataset.root), "--reference-error",
                    str(accuracy_reference.published_error_pct), "--tolerance-pp", str(accuracy_reference.tolerance_pp)])
     printed = capsys.readouterr().out
@@ -137,7 +137,8 @@ def test_printed_line_parses_back(accuracy_runs, accuracy_dataset, accuracy_refe
     ok = (line.incorrect, line.total) == (r.incorrect, r.total) and line.pct == round(r.error_rate_pct, 4) \
         and status == (0 if accuracy_reference.passes(r.error_rate_pct) else 1)
     c = gate_record.criterion("accuracy.consistency.port_line", "`vnet-accept postprocess` prints the port's line "
-                              "and it parses back to the pooled counts", basis=str(run.out_dir))
+                              "and it parses back to the pooled counts", basis=f"{folder}: the first scan's "
+                              "outputs of the chain")
     shown = next(text for text in printed.splitlines() if text.startswith("Test set"))
     c.measure(shown, ok, reason=f"parsed {line}, expected {r.incorrect}/{r.total} ({r.error_rate_pct:.4f}%), "
               f"exit status {status}")
@@ -149,16 +150,16 @@ def test_layouts_agree(accuracy_runs, gate_record, tmp_path):
     from vnet_accept.results.layouts import output_relpath, read_output, write_output
 
     run = accuracy_runs.chain()
-    base = accuracy_runs.chain_report()
-    folders = {"ais_bench": run.out_dir}
+    check, manifest = accuracy_runs.check_folder()
+    base = accuracy_runs.postprocess(check, manifest=manifest)
+    folders = {"ais_bench": check}
     for layout in ("benchmark", "npy"):
         folders[layout] = tmp_path / layout
-        for e in run.entries:
-            write_output(folders[layout], e.stem, read_output(run.out_dir / output_relpath(e.stem, "ais_bench")),
-                         layout)
+        for e in manifest.entries:
+            write_output(folders[layout], e.stem, read_output(check / output_relpath(e.stem, "ais_bench")), layout)
     detected, differing = {}, {}
     for layout, folder in folders.items():
-        report = accuracy_runs.postprocess(folder) if layout != "ais_bench" else base
+        report = accuracy_runs.postprocess(folder, manifest=manifest) if layout != "ais_bench" else base
         detected[layout] = report.folder.layout
         mine, ref = report.result.counts_by_tile(), base.result.counts_by_tile()
         differing[layout] = sorted(f"{k[0]}/{k[1]}" for k in ref if mine.get(k) != ref[k])
@@ -168,7 +169,7 @@ def test_layouts_agree(accuracy_runs, gate_record, tmp_path):
     c = gate_record.criterion("accuracy.layouts_agree", "post-processing the same outputs written as ais_bench "
                               "(<stem>_0.bin), legacy benchmark (dumpOutput_device0/<stem>_1.bin) and .npy gives "
                               "identical per-tile counts, each layout detected", units="tiles differing",
-                              threshold="0", basis=f"{len(run.entries)} tiles of {run.basis}")
+                              threshold="0", basis=f"{len(manifest)} tiles (the first scan) of {run.basis}")
     c.measure(sum(map(len, differing.values())), ok, reason=f"detected {detected}; differing {differing}",
               detected=detected, differing=differing, incorrect=base.result.incorrect, total=base.result.total)
     c.assert_passed()

@@ -6,8 +6,12 @@
 * ``accuracy_runs`` - :class:`AccuracyRuns`, the session's store of inference runs and post-processing
   reports. CPU time is the budget (one full tile costs ~5 s on two cores), so every run is made once, on first
   use, and the consistency checks share them: the chain (``--backend`` at ``--infer-batch-size`` over every
-  tile, written in the ``ais_bench`` layout), the first scan's tiles at batch 1, and the same tiles through the
-  other CPU backend.
+  tile), the first scan's tiles at batch 1, and the same tiles through the other CPU backend.
+
+The chain streams its outputs straight into the post-processor (1,072 LUNA16 tiles would be 3.5 GB of files
+written and read back); ``--dump-outputs DIR`` writes them in the ``ais_bench`` layout instead and judges that
+folder. The checks that are about files (the printed line, the three layouts) run on the first scan's outputs,
+written as a complete result folder with its own manifest (:meth:`AccuracyRuns.check_folder`).
 """
 
 from __future__ import annotations
@@ -71,9 +75,10 @@ class AccuracyRuns:
     """Inference runs and post-processing reports of the session, each computed once (see the module docs)."""
 
     def __init__(self, dataset: AccuracyDataset, backend: str, batch_size: int, bn_mode: str,
-                 make_runner: Callable[[str], Any], workdir: Path, reference: Any) -> None:
+                 make_runner: Callable[[str], Any], workdir: Path, reference: Any,
+                 dump_dir: Path | None = None) -> None:
         self.dataset, self.backend, self.batch_size, self.bn_mode = dataset, backend, batch_size, bn_mode
-        self.make_runner, self.workdir, self.reference = make_runner, workdir, reference
+        self.make_runner, self.workdir, self.reference, self.dump_dir = make_runner, workdir, reference, dump_dir
         self._runs: dict[tuple, Run] = {}
         self._reports: dict[tuple, Any] = {}
 
@@ -83,18 +88,76 @@ class AccuracyRuns:
         return "torch-cpu" if self.backend == "ort-cpu" else "ort-cpu"
 
     def chain(self) -> Run:
-        """``--backend`` at ``--infer-batch-size`` over every tile, written as ais_bench writes."""
+        """``--backend`` at ``--infer-batch-size`` over every tile: streamed into the post-processor (the run keeps
+        the first scan's outputs for the checks), or written as ais_bench writes into ``--dump-outputs``."""
         key = ("chain",)
         if key not in self._runs:
             from vnet_accept.results.inference import run_inference
 
-            out = self.workdir / f"{self.backend}_bs{self.batch_size}"
+            manifest = self.dataset.manifest
             runner = self.make_runner(self.backend)
-            report = run_inference(runner, self.dataset.manifest, out, layout="ais_bench", batch_size=self.batch_size,
-                                   progress=False)
-            self._runs[key] = Run(self.backend, runner.describe(), self.batch_size, list(self.dataset.manifest.entries),
-                                  report, out, "ais_bench")
+            if self.dump_dir is not None:
+                report = run_inference(runner, manifest, self.dump_dir, layout="ais_bench",
+                                       batch_size=self.batch_size, progress=False)
+                self._runs[key] = Run(self.backend, runner.describe(), self.batch_size, list(manifest.entries),
+                                      report, self.dump_dir, "ais_bench")
+            else:
+                self._runs[key] = self._streamed_chain(runner)
         return self._runs[key]
+
+    def _streamed_chain(self, runner: Any) -> Run:
+        import time
+
+        from vnet_accept.metrics.accuracy import AccuracyAccumulator
+        from vnet_accept.metrics.masks import MaskSource
+        from vnet_accept.results.inference import run_inference
+        from vnet_accept.results.postprocess import report_from_stream
+
+        manifest, checks = self.dataset.manifest, self.dataset.check_entries()
+        wanted = {e.stem for e in checks}
+        kept: dict[str, np.ndarray] = {}
+        start = time.perf_counter()
+        masks = MaskSource(self.dataset.root, verify_checksum=False)  # tile counts are checked against the manifest
+        try:
+            masks.prefetch(list(manifest.uids))
+            accumulator = AccuracyAccumulator(masks, keep_predictions=True)
+
+            def sink(batch: Sequence, outputs: np.ndarray) -> None:
+                accumulator.add_batch([e.key for e in batch], outputs)
+                kept.update((e.stem, o.copy()) for e, o in zip(batch, outputs) if e.stem in wanted)
+
+            inference = run_inference(runner, manifest, None, batch_size=self.batch_size, sink=sink, progress=False)
+            self._reports[("streamed",)] = report_from_stream(accumulator, masks, manifest, self.reference,
+                                                              time.perf_counter() - start)
+        finally:
+            masks.close()
+        return Run(self.backend, runner.describe(), self.batch_size, checks, inference,
+                   arrays=np.stack([kept[e.stem] for e in checks]))
+
+    def check_folder(self) -> tuple[Path, Any]:
+        """The first scan's chain outputs as a complete ais_bench result folder, with the manifest of that scan's
+        tiles (prepared again, alone): ``(folder, manifest)``, for the checks that are about files."""
+        key = ("check_folder",)
+        if key not in self._reports:
+            from vnet_accept.data.discovery import discover
+            from vnet_accept.data.prepare import preprocess_dataset
+            from vnet_accept.data.uids import UidList
+            from vnet_accept.results.layouts import write_output
+
+            entries = self.dataset.check_entries()
+            uid = entries[0].uid
+            prep = self.workdir / "check_prep"
+            manifest = preprocess_dataset(discover(self.dataset.root).require_normalized(),
+                                          UidList((uid,), f"the first scan of {self.dataset.uids.source}"), prep,
+                                          info_path=self.workdir / "check_prep.info")
+            if sorted(e.key for e in manifest.entries) != sorted(e.key for e in entries):
+                raise AssertionError(f"preparing scan {uid} alone gave other tiles than the full preprocess: "
+                                     f"{[e.key for e in manifest.entries]} vs {[e.key for e in entries]}")
+            folder = self.workdir / "check_ais_bench"
+            for e, output in zip(entries, self.outputs(self.chain(), entries)):
+                write_output(folder, manifest.entry(e.uid, e.tile).stem, output, "ais_bench")
+            self._reports[key] = (folder, manifest)
+        return self._reports[key]
 
     def in_memory(self, backend: str, batch_size: int, entries: Sequence) -> Run:
         """``entries`` through ``backend`` at ``batch_size``, outputs kept in memory (a few tiles only)."""
@@ -130,20 +193,28 @@ class AccuracyRuns:
         alone = self.chain() if self.batch_size == 1 else self.in_memory(self.backend, 1, entries)
         return batched, alone
 
-    def postprocess(self, folder: Path, layout: str | None = None, keep_predictions: bool = False):
-        """The post-processing report of a result folder (memoised by folder, layout and kept predictions)."""
+    def postprocess(self, folder: Path, layout: str | None = None, keep_predictions: bool = False,
+                    manifest: Any = None):
+        """The post-processing report of a result folder (memoised by folder, layout and kept predictions);
+        ``manifest`` defaults to the dataset's (then the UID list must name the same scans)."""
         key = (str(folder), layout, keep_predictions)
         if key not in self._reports:
             from vnet_accept.results.postprocess import postprocess_results
 
+            own = manifest is None
             self._reports[key] = postprocess_results(folder, luna16_root=self.dataset.root,
-                                                     manifest=self.dataset.manifest, uids=self.dataset.uids,
+                                                     manifest=self.dataset.manifest if own else manifest,
+                                                     uids=self.dataset.uids if own else None,
                                                      layout=layout, reference=self.reference,
                                                      keep_predictions=keep_predictions)
         return self._reports[key]
 
     def chain_report(self):
-        return self.postprocess(self.chain().out_dir, keep_predictions=True)
+        """The chain's post-processing report: of the dumped folder, or of the streamed outputs."""
+        run = self.chain()
+        if run.out_dir is not None:
+            return self.postprocess(run.out_dir, keep_predictions=True)
+        return self._reports[("streamed",)]
 
     def score(self, entries: Sequence, outputs: np.ndarray) -> dict[tuple[str, int], int]:
         """``{(uid, tile): incorrect}`` of ``outputs`` (N, 64, 80, 80, 2) for ``entries``."""
@@ -202,8 +273,9 @@ def accuracy_runs(accuracy_dataset, accuracy_backend, gate_options, onnx_export,
             models["model"] = vnet_checkpoint.build_model(bn_mode)
         return create_runner(backend, model=models["model"], bn_mode=bn_mode)
 
+    dump = Path(gate_options.dump_outputs) if gate_options.dump_outputs else None
     return AccuracyRuns(accuracy_dataset, accuracy_backend, gate_options.infer_batch_size, bn_mode, make_runner,
-                        tmp_path_factory.mktemp("accuracy"), accuracy_reference)
+                        tmp_path_factory.mktemp("accuracy"), accuracy_reference, dump_dir=dump)
 
 
 @pytest.fixture(scope="session")

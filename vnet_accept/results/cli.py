@@ -58,9 +58,9 @@ def register(subparsers: Any) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prep", required=True, metavar="DIR", help="the preprocess output (prep_bin with manifest.json)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="result folder to write (created)")
-    p.add_argument("--backend", default="ort-cpu", metavar="NAME",
+    p.add_argument("--backend", default="auto", metavar="NAME",
                    help="ort-cpu (runs --onnx), torch-cpu (runs --weights), a registered extension such as "
-                        "torch-cuda, or auto (the GPU if usable, else the faster CPU backend) (default: ort-cpu)")
+                        "torch-cuda, or auto (the GPU if usable, else the faster CPU backend) (default: auto)")
     p.add_argument("--onnx", metavar="FILE", help="the exported ONNX (ONNX backends)")
     p.add_argument("--weights", metavar="FILE", help="the checkpoint (PyTorch backends)")
     p.add_argument("--bn-mode", choices=BN_MODE_CHOICES, metavar="MODE",

@@ -67,9 +67,10 @@ class PlannedTile:
 
 @dataclass
 class PostprocessReport:
-    """The outcome of judging one result folder (``accumulator`` holds the per-tile predictions if kept)."""
+    """The outcome of judging one result folder, or outputs streamed from a run without files (``folder`` is
+    then None); ``accumulator`` holds the per-tile predictions if kept."""
 
-    folder: ResultFolder
+    folder: ResultFolder | None
     result: AccuracyResult
     reference: AccuracyReference
     uid_source: str
@@ -97,12 +98,19 @@ class PostprocessReport:
     def tiles_per_s(self) -> float:
         return self.result.tiles / self.seconds if self.seconds > 0 else float("nan")
 
+    @property
+    def source(self) -> str:
+        """Where the outputs came from: the folder and its layout, or ``streamed``."""
+        return f"{self.folder.root} ({self.folder.layout})" if self.folder is not None else "streamed"
+
     def to_dict(self, per_tile: bool = True) -> dict[str, Any]:
         folder = self.folder
+        results = {"streamed": True} if folder is None else {
+            "root": str(folder.root), "layout": folder.layout, "how": folder.how,
+            "output_dirs": [str(d) for d in folder.output_dirs], "outputs": len(folder.outputs),
+            "extras": [str(p) for p in folder.extras], "run_records": self.run_records}
         return {
-            "results": {"root": str(folder.root), "layout": folder.layout, "how": folder.how,
-                        "output_dirs": [str(d) for d in folder.output_dirs], "outputs": len(folder.outputs),
-                        "extras": [str(p) for p in folder.extras], "run_records": self.run_records},
+            "results": results,
             "uid_source": self.uid_source, "uids_listed": self.uids_listed, "uids_used": self.uids_used,
             "index_source": self.index_source, "tiles_skipped_empty_mask": self.tiles_skipped,
             "rule": {"published_error_pct": self.reference.published_error_pct,
@@ -116,7 +124,8 @@ class PostprocessReport:
         lo, hi = r.ci95_pct
         verdict = "PASS" if self.passed else "FAIL"
         lines = [
-            f"results: {self.folder.root} - {self.folder.describe()}",
+            f"results: {self.folder.root} - {self.folder.describe()}" if self.folder is not None else
+            "results: streamed from the run into the post-processor (no files written)",
             f"tiles: {r.tiles} of {r.volumes} scans ({self.uid_source}; {self.uids_listed} listed, "
             f"{self.tiles_skipped} tiles skipped for an empty mask), matched by {self.index_source}",
             r.port_line(),
@@ -133,7 +142,7 @@ class PostprocessReport:
             lines.append(f"worst {len(ranked)} of {r.volumes} volumes (uid: tiles, error %, Dice, IoU):")
             lines += [f"  {x.uid}: {len(x.tiles)}, {x.error_rate_pct:.4f} %, {x.dice:.4f}, {x.iou:.4f}"
                       for x in ranked]
-        if self.folder.extras:
+        if self.folder is not None and self.folder.extras:
             names = ", ".join(p.name for p in self.folder.extras[:8])
             more = f" and {len(self.folder.extras) - 8} more" if len(self.folder.extras) > 8 else ""
             lines.append(f"note: {len(self.folder.extras)} files are not outputs and were not judged: {names}{more}")
@@ -185,6 +194,25 @@ def postprocess_results(results_dir: str | os.PathLike[str], *, luna16_root: str
     return PostprocessReport(folder, result, reference, uid_source, listed, index, skipped,
                              time.perf_counter() - start, dict(masks.reads), _read_records(folder),
                              accumulator if keep_predictions else None)
+
+
+def report_from_stream(accumulator: AccuracyAccumulator, masks: MaskSource, manifest: Manifest,
+                       reference: AccuracyReference, seconds: float, resamples: int = DEFAULT_RESAMPLES,
+                       seed: int = DEFAULT_SEED) -> PostprocessReport:
+    """The report of outputs a run fed straight into ``accumulator`` (keyed by the manifest's (UID, tile)).
+
+    Every manifest tile must have been scored exactly once; a missing one is an error naming it, as for a folder.
+    """
+    scored = set(accumulator.result(resamples=1).counts_by_tile())
+    missing = [e for e in manifest.entries if e.key not in scored]
+    if missing:
+        names = ", ".join(f"{e.uid}/{e.tile}" for e in missing[:5])
+        raise DataError(f"the streamed run scored {len(scored)} of {len(manifest)} tiles; missing {len(missing)} "
+                        f"({names}); the run stopped early — run it again")
+    uid_source, listed = _uid_source(manifest, None)
+    return PostprocessReport(None, accumulator.result(resamples=resamples, seed=seed), reference, uid_source, listed,
+                             f"(UID, tile) keys of {manifest.directory / 'manifest.json'}, streamed",
+                             len(manifest.skipped), seconds, dict(masks.reads), [], accumulator)
 
 
 def _score(folder: ResultFolder, plan: dict[str, list[PlannedTile]] | None, order: list[str], masks: MaskSource,
