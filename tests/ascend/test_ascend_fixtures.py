@@ -81,3 +81,23 @@ def test_settings_validation(tmp_path):
     with pytest.raises(UsageError, match="--t4-logs: no such file"):
         npu_settings_from({**DEFAULTS, "t4_logs": str(tmp_path / "t4.log")})
     assert parse_path_list(" a.log, ,b.log ") == (tmp_path.__class__("a.log"), tmp_path.__class__("b.log"))
+
+
+def test_the_gate_npu_criteria_skip_naming_every_missing_piece(inner_gate, empty_path):
+    """vnet_accept/checks/test_npu.py on a machine without CANN and without --npu-results: every test skips, and
+    the reason names atc, the inference tool, the SoC and the --npu-results alternative."""
+    run = inner_gate("--batch-sizes", "1,16")
+    assert run.counts() == {"skipped": 13}
+    assert all(text == run.texts[next(iter(run.texts))] for text in run.texts.values())
+    assert run.has_line("*no --npu-results DIR and the OM cannot run here: atc not on PATH; no NPU inference tool "
+                        "(ais_bench not importable*; SoC unknown (npu-smi not on PATH, no --soc-version). Install "
+                        "CANN*set_env.sh*or pass --npu-results DIR*")
+
+
+def test_om_judging_options_are_checked(tmp_path):
+    settings = npu_settings_from(DEFAULTS)
+    assert (settings.parity_tiles, settings.om_max_flip_fraction, settings.om_invariance_max_flip_fraction,
+            settings.bn_semantics_margin) == (8, 1e-3, 1e-5, 2.0)
+    with pytest.raises(UsageError, match="--bn-semantics-margin 1: the runner-up must be farther"):
+        npu_settings_from({**DEFAULTS, "bn_semantics_margin": 1.0})
+    assert npu_settings_from({**DEFAULTS, "om_max_flip_fraction": 0.0}).om_max_flip_fraction == 0.0

@@ -74,6 +74,16 @@ def ais_bench_command(request: AisBenchRequest, tool: ToolCommand | Sequence[str
     return command + ["--device", str(request.device_id)]
 
 
+def ais_bench_pure_command(model: Path, batch_size: int, loop: int, device_id: int = 0,
+                           tool: ToolCommand | Sequence[str] = ("python3", "-m", "ais_bench")) -> list[str]:
+    """Pure inference for the throughput sweep: no ``--input`` (generated data) and no ``--output`` (nothing
+    written; the console's summary is the result - with ``--output`` every loop's outputs would land on disk)."""
+    if batch_size < 1 or loop < 1:
+        raise ValueError(f"batch size and loop must be >= 1, got {batch_size}, {loop}")
+    return [*_prefix(tool), "--model", str(model), "--batchsize", str(batch_size), "--loop", str(loop),
+            "--device", str(device_id)]
+
+
 def find_ais_bench_summary(output: Path, output_dirname: str | None = None) -> Path:
     """The summary of a run into ``output``: ``<dirname>_summary.json``, else the newest timestamped one."""
     if output_dirname:
@@ -160,7 +170,8 @@ def missing_outputs(mapping: Mapping[Path, Path]) -> list[Path]:
 
 
 def link_inputs(inputs: Sequence[Path], folder: Path) -> Path:
-    """A folder holding exactly ``inputs`` (symlinks, copies where links fail) for a tool that takes a folder."""
+    """A folder holding exactly ``inputs`` for a tool that takes a folder: hard links (no space, and not symbolic
+    links, which newer ais_bench versions refuse as inputs), else symbolic links across file systems, else copies."""
     folder.mkdir(parents=True, exist_ok=True)
     names = [Path(p).name for p in inputs]
     if len(set(names)) != len(names):
@@ -171,9 +182,12 @@ def link_inputs(inputs: Sequence[Path], folder: Path) -> Path:
         if target.exists() or target.is_symlink():
             target.unlink()
         try:
-            os.symlink(Path(p).resolve(), target)
+            os.link(Path(p).resolve(), target)
         except OSError:
-            shutil.copy2(p, target)
+            try:
+                os.symlink(Path(p).resolve(), target)
+            except OSError:
+                shutil.copy2(p, target)
     return folder
 
 

@@ -6,7 +6,8 @@ measures and records everything, and the threshold is a skip saying why. The con
 pass/fail on any data: the pooled counts are the sums of the per-volume and per-tile counts, the printed line
 parses back, the three layouts give identical counts, batch 1 and batch 16 give the same per-tile counts (for
 the BN modes that promise it), and ONNX Runtime and PyTorch agree up to their label flips.
-``accuracy.error_rate.om_bs<N>`` / ``replay`` judge result folders copied from an Ascend host (``--npu-results``).
+``accuracy.error_rate.om_bs<N>`` (OM outputs, live or copied from an Ascend host with ``--npu-results``) are
+recorded by ``test_npu.py`` with the same helpers (:mod:`vnet_accept.results.criteria`).
 """
 
 from __future__ import annotations
@@ -19,55 +20,11 @@ import pytest
 from vnet_accept.compare.compare import label_flips
 from vnet_accept.metrics.accuracy import parse_port_line
 from vnet_accept.plugin.accuracy_fixtures import INVARIANCE_BATCH, source_name
+from vnet_accept.results.criteria import failure_line, measure_error_rate, not_judged_reason
 
 pytestmark = pytest.mark.accuracy
 
 INVARIANT_MODES = ("running", "instance")
-
-
-def _threshold(reference) -> str:
-    return f"|error − {reference.published_error_pct}| ≤ {reference.tolerance_pp} pp"
-
-
-def _not_judged_reason(uses_real_weights: bool, synthetic: bool) -> str | None:
-    if not uses_real_weights:
-        return ("seeded stand-in weights: error rate not meaningful; pass --vnet-weights "
-                "vnet_model_best.pth.tar and --luna16-root/--test-uids to judge it")
-    if synthetic:
-        return ("synthetic dataset: error rate not meaningful; pass --luna16-root (and --test-uids) to judge the "
-                "trained weights on LUNA16")
-    return None
-
-
-def _measure_error_rate(gate_record, cid, description, report, basis, reference, artifact_dir, luna16_root,
-                        **extra):
-    """Record ``accuracy.error_rate.<source>`` with the details the report reads; returns the handle."""
-    from vnet_accept.results.postprocess import save_volume_npz
-
-    r = report.result
-    worst = r.worst_volume()
-    npz = artifact_dir / f"{cid.replace('.', '_')}_worst_volume.npz"
-    save_volume_npz(npz, report, worst.uid, luna16_root)
-    c = gate_record.criterion(cid, description, units="%", threshold=_threshold(reference), basis=basis)
-    c.artifact("worst_volume", npz)
-    lo, hi = r.ci95_pct
-    views = report.views
-    reason = (f"{r.port_line()}; 95 % CI {lo:.4f}–{hi:.4f} %; relative change {views['relative_change_pct']:+.1f} %, "
-              f"point accuracy {views['point_accuracy_pct']:.4f} %")
-    c.measure(r.error_rate_pct, reference.passes(r.error_rate_pct), reason=reason, incorrect=r.incorrect,
-              total=r.total, tiles=r.tiles, volumes=r.volumes, uids_listed=report.uids_listed,
-              uids_used=report.uids_used, views=report.views, ci95_pct=list(r.ci95_pct),
-              per_volume=[v.to_dict() for v in r.per_volume],
-              worst_volume={"uid": worst.uid, "error_rate_pct": worst.error_rate_pct, "npz": str(npz)},
-              dice=r.dice, iou=r.iou, mean_volume_dice=r.mean_volume_dice, results=report.source,
-              port_line=r.port_line(), **extra)
-    return c
-
-
-def _failure_line(cid, report, reference) -> str:
-    r = report.result
-    return (f"{cid}: error {r.error_rate_pct:.4f} % vs {reference.published_error_pct} %: "
-            f"|Δ| {abs(report.views['abs_diff_pp']):.4f} pp > {reference.tolerance_pp} pp; {r.port_line()}")
 
 
 @pytest.mark.criterion("accuracy.error_rate", "the chain's pooled error rate is within the rule")
@@ -81,13 +38,13 @@ def test_error_rate(accuracy_runs, accuracy_dataset, accuracy_reference, accurac
                   "width": inf.width, "batch_size": run.batch_size}
     basis = f"{run.basis}, bs{run.batch_size}, fp32, {accuracy_dataset.describe()}"
     cid = f"accuracy.error_rate.{source_name(run.backend)}"
-    c = _measure_error_rate(gate_record, cid, f"pooled voxel error rate of {run.backend} over the test split",
+    c = measure_error_rate(gate_record, cid, f"pooled voxel error rate of {run.backend} over the test split",
                             report, basis, accuracy_reference, accuracy_artifact_dir, accuracy_dataset.root,
                             throughput=throughput, dataset="synthetic" if accuracy_dataset.synthetic else "LUNA16")
-    not_judged = _not_judged_reason(uses_real_weights, accuracy_dataset.synthetic)
+    not_judged = not_judged_reason(uses_real_weights, accuracy_dataset.synthetic)
     if not_judged:
         c.skip(f"{not_judged} (measured {report.result.error_rate_pct:.4f} %)")
-    c.assert_passed(_failure_line(cid, report, accuracy_reference))
+    c.assert_passed(failure_line(cid, report, accuracy_reference))
 
 
 @pytest.mark.criterion("accuracy.consistency.pooled_counts", "pooled = Σ per volume = Σ per tile")
@@ -228,44 +185,3 @@ def test_backends_agree(accuracy_runs, accuracy_dataset, gate_options, gate_reco
               f"{flips}/{voxels} voxels flip", counts=[sum(counts_a.values()), sum(counts_b.values())],
               beyond_flips=beyond, voxels=voxels)
     c.assert_passed()
-
-
-@pytest.mark.criterion("accuracy.error_rate.replay", "results copied from an Ascend host are within the rule")
-def test_replay_npu_results(npu_results_dir, accuracy_runs, accuracy_dataset, accuracy_reference,
-                            accuracy_artifact_dir, gate_record):
-    """Every run under ``--npu-results`` (ais_bench or legacy layout) judged like the chain; on the synthetic
-    dataset the threshold is not judged (the results' weights and data are not the trained ones on LUNA16)."""
-    from vnet_accept.errors import DataError
-    from vnet_accept.results.layouts import find_result_folders
-
-    folders = find_result_folders(npu_results_dir)
-    if not folders:
-        pytest.fail(f"--npu-results {npu_results_dir}: no result folders in it (expected <stem>_0.bin from "
-                    "ais_bench or dumpOutput_device<id>/<stem>_1.bin from the legacy tool)", pytrace=False)
-    failures, skipped = [], []
-    for source, folder in folders:
-        cid = f"accuracy.error_rate.{source}"
-        description = f"pooled voxel error rate of the results in {folder}"
-        try:
-            report = accuracy_runs.postprocess(folder, keep_predictions=True)
-        except DataError as exc:
-            c = gate_record.criterion(cid, description, units="%", threshold=_threshold(accuracy_reference),
-                                      basis=str(folder))
-            c.measure(None, False, reason=str(exc).splitlines()[0], problems=str(exc).splitlines()[1:])
-            failures.append(str(exc))
-            continue
-        basis = f"{folder} ({report.folder.layout}), {accuracy_dataset.describe()}"
-        c = _measure_error_rate(gate_record, cid, description, report, basis, accuracy_reference,
-                                accuracy_artifact_dir, accuracy_dataset.root, replay_folder=str(folder),
-                                dataset="synthetic" if accuracy_dataset.synthetic else "LUNA16")
-        if accuracy_dataset.synthetic:
-            c.criterion.verdict = "skip"
-            c.criterion.reason = (f"synthetic dataset: error rate not meaningful (measured "
-                                  f"{report.result.error_rate_pct:.4f} %); pass --luna16-root and --test-uids")
-            skipped.append(c.criterion.reason)
-        elif c.criterion.verdict != "pass":
-            failures.append(_failure_line(cid, report, accuracy_reference))
-    if failures:
-        pytest.fail("\n".join(failures), pytrace=False)
-    if skipped and len(skipped) == len(folders):
-        pytest.skip(skipped[0])

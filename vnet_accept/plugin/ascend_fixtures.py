@@ -1,5 +1,6 @@
 """Fixtures of the NPU side of the gate: resolved Ascend options, the tools found, the SoC, OMs built on demand,
-the T4 thresholds and the folder of results copied from an Ascend host.
+the T4 thresholds, the folder of results copied from an Ascend host, and ``npu_evidence`` - what the ``npu``
+criteria judge (that folder, or one filled here by ATC and the inference tool) - with ``npu_card``.
 
 A fixture that needs something absent skips with the tool's own message — what is missing, where it was looked
 for, how to provide it, and ``--npu-results DIR`` as the alternative — so ``pytest -m npu`` on a machine without
@@ -8,6 +9,7 @@ CANN reports exactly what each test lacked.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,10 @@ class NpuSettings:
     loops: int
     atc_timeout_s: float
     npu_timeout_s: float
+    parity_tiles: int = 8
+    om_max_flip_fraction: float = 1e-3
+    om_invariance_max_flip_fraction: float = 1e-5
+    bn_semantics_margin: float = 2.0
 
 
 def parse_path_list(text: str | None) -> tuple[Path, ...]:
@@ -52,6 +58,10 @@ def npu_settings_from(values: dict) -> NpuSettings:
     batch_sizes = tuple(values.get("batch_sizes") or ())
     if not batch_sizes or any(bs < 1 for bs in batch_sizes):
         raise UsageError(f"--batch-sizes {','.join(map(str, batch_sizes))}: give batch sizes >= 1, e.g. 1,4,8,16,32")
+    margin = _default(values.get("bn_semantics_margin"), 2.0)
+    if margin <= 1.0:
+        raise UsageError(f"--bn-semantics-margin {margin:g}: the runner-up must be farther than the winner; give a "
+                         "factor > 1, e.g. 2")
     t4_logs = parse_path_list(values.get("t4_logs"))
     absent = [str(p) for p in t4_logs if not p.is_file()]
     if absent:
@@ -62,7 +72,15 @@ def npu_settings_from(values: dict) -> NpuSettings:
         npu_tool=values.get("npu_tool") or "auto", atc=values.get("atc"), npu_smi=values.get("npu_smi"),
         ais_bench=values.get("ais_bench"), benchmark_tool=values.get("benchmark_tool"), t4_logs=t4_logs,
         statistic=values.get("perf_statistic") or "port", loops=values.get("npu_loops") or 20,
-        atc_timeout_s=values.get("atc_timeout") or 3600.0, npu_timeout_s=values.get("npu_timeout") or 7200.0)
+        atc_timeout_s=values.get("atc_timeout") or 3600.0, npu_timeout_s=values.get("npu_timeout") or 7200.0,
+        parity_tiles=values.get("om_parity_tiles") or 8,
+        om_max_flip_fraction=_default(values.get("om_max_flip_fraction"), 1e-3),
+        om_invariance_max_flip_fraction=_default(values.get("om_invariance_max_flip_fraction"), 1e-5),
+        bn_semantics_margin=margin)
+
+
+def _default(value, default):
+    return default if value is None else value
 
 
 settings_key = pytest.StashKey[NpuSettings]()
@@ -181,3 +199,78 @@ def om_builder(atc_tool, npu_soc_version: str, npu_settings: NpuSettings, artifa
             pytest.fail(str(exc), pytrace=False)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def npu_evidence(npu_settings: NpuSettings, ascend_toolset, request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory):
+    """What the ``npu`` tests judge (:mod:`vnet_accept.ascend.evidence`): ``--npu-results DIR`` as found, else on
+    an Ascend host a folder filled here by ATC and the inference tool (same layout, same judging). Without both,
+    a skip naming every missing piece and ``--npu-results DIR`` as the alternative."""
+    from vnet_accept.ascend.evidence import LiveEvidence, ReplayEvidence
+    from vnet_accept.ascend.results_folder import load_npu_results
+    from vnet_accept.ascend.tools import ToolMissing
+    from vnet_accept.errors import DataError
+
+    if npu_settings.results_dir is not None:
+        try:
+            results = load_npu_results(npu_settings.results_dir)
+        except DataError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        for problem in [*results.problems, *results.notes]:  # parts not used: said once, in the warnings summary
+            warnings.warn(f"--npu-results {results.root}: {problem}", UserWarning, stacklevel=1)
+        return ReplayEvidence(results)
+    missing = []
+    for need in (lambda: ascend_toolset.require("atc"), lambda: ascend_toolset.inference_tool(npu_settings.npu_tool)):
+        try:
+            need()
+        except ToolMissing as exc:
+            missing.append(f"no NPU inference tool ({exc.looked})" if exc.tool.startswith("an NPU") else
+                           f"{exc.tool} {exc.looked}")
+    if npu_settings.soc_version is None and ascend_toolset.npu_smi is None:
+        missing.append("SoC unknown (npu-smi not on PATH, no --soc-version)")
+    if missing:
+        pytest.skip(f"no --npu-results DIR and the OM cannot run here: {'; '.join(missing)}. Install CANN and "
+                    "`source /usr/local/Ascend/ascend-toolkit/set_env.sh` plus ais_bench (or pass --atc, --ais-bench/"
+                    "--benchmark-tool, --soc-version), or pass --npu-results DIR with results and logs copied from "
+                    "an Ascend host")
+    from vnet_accept.ascend.collect import LiveCollector
+
+    options = request.getfixturevalue("gate_options")
+    dataset = request.getfixturevalue("accuracy_dataset")
+    onnx = request.getfixturevalue("onnx_export")(options.bn_mode)
+    collector = LiveCollector(
+        tmp_path_factory.mktemp("npu-results"), onnx=onnx, manifest=dataset.manifest,
+        soc_version=request.getfixturevalue("npu_soc_version"), atc=ascend_toolset.require("atc"),
+        tool=ascend_toolset.inference_tool(npu_settings.npu_tool), cache=request.getfixturevalue("artifact_cache"),
+        device_ids=npu_settings.device_ids, loops=npu_settings.loops, atc_timeout_s=npu_settings.atc_timeout_s,
+        npu_timeout_s=npu_settings.npu_timeout_s, npu_smi=ascend_toolset.npu_smi)
+    return LiveEvidence(collector)
+
+
+@dataclass(frozen=True)
+class NpuCard:
+    """The card the throughput figures are scaled to: chips per card and the SoC, and where each came from."""
+
+    chips_per_card: int
+    soc_version: str | None
+    source: str
+
+
+@pytest.fixture(scope="session")
+def npu_card(npu_settings: NpuSettings, npu_evidence) -> NpuCard:
+    """``--chips-per-card``, else from ``--soc-version``, else from the results' ``npu-smi.txt``; a skip naming
+    what to pass when nothing says (card fps = per-chip fps × chips per card)."""
+    from vnet_accept.perf.rules import chips_per_card_for
+
+    soc = npu_settings.soc_version or npu_evidence.soc_version
+    soc_source = "--soc-version" if npu_settings.soc_version else f"{npu_evidence.root.name}/npu-smi.txt"
+    if npu_settings.chips_per_card:
+        return NpuCard(npu_settings.chips_per_card, soc, "--chips-per-card")
+    if soc:
+        try:
+            return NpuCard(chips_per_card_for(soc), soc, f"{soc} from {soc_source}")
+        except UsageError as exc:
+            pytest.fail(str(exc), pytrace=False)
+    pytest.skip("chips per card unknown: pass --soc-version (Ascend310: 4 chips a card, Ascend310P3: 1) or "
+                "--chips-per-card N, or put `npu-smi info` output in DIR/npu-smi.txt")
