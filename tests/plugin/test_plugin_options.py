@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from vnet_accept.plugin.options import OPTIONS, OPTIONS_BY_DEST, choice, int_list, positive_float, positive_int
+from vnet_accept.argtypes import choice, int_list, non_negative_float, positive_int
+from vnet_accept.plugin.options import OPTIONS, OPTIONS_BY_DEST
 from vnet_accept.report.record import REPORT_JSON
 
 SETTINGS_PROBE = """
@@ -29,15 +30,15 @@ def _settings(pytester) -> dict:
 # -- parsers (pure functions) --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("text", "value"), [("0", 0.0), ("1e-4", 1e-4), (" 2.5", 2.5), ("inf", float("inf"))])
-def test_positive_float_accepts_non_negative_numbers(text, value):
-    assert positive_float(text) == value
+def test_non_negative_float_accepts_non_negative_numbers(text, value):
+    assert non_negative_float(text) == value
 
 
 @pytest.mark.parametrize(("text", "message"), [("abc", "expected a number, got 'abc'"), ("-1", ">= 0, got '-1'"),
                                                ("nan", ">= 0, got 'nan'"), ("", "expected a number")])
-def test_positive_float_rejects_with_the_offending_text(text, message):
+def test_non_negative_float_rejects_with_the_offending_text(text, message):
     with pytest.raises(argparse.ArgumentTypeError, match=message):
-        positive_float(text)
+        non_negative_float(text)
 
 
 def test_positive_int_accepts_one_and_rejects_zero_and_fractions():

@@ -16,18 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vnet_accept.argtypes import batch_size_list, non_negative_float
+from vnet_accept.model.bn_modes import BN_MODES
+
 _DTYPES = ("fp32", "tf32", "fp16", "bf16")
-_BN_MODES = ("batch", "instance", "running")
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,4,8, got {text!r}") from None
-    if not values or any(v < 1 for v in values) or len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError(f"expected distinct integers >= 1 such as 1,4,8, got {text!r}")
-    return values
 
 
 def _name_list(choices: tuple[str, ...]):
@@ -53,16 +45,6 @@ def _spatial(text: str) -> tuple[int, int, int]:
     return values  # type: ignore[return-value]
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
 def register(subparsers: Any) -> None:
     from vnet_accept.perf.gpu_sweep import VARIANTS
 
@@ -79,16 +61,16 @@ def register(subparsers: Any) -> None:
                    help="base width of the stand-in network (default: 16, the real VNet)")
     p.add_argument("--spatial", type=_spatial, default=(64, 80, 80), metavar="D,H,W",
                    help="input size (default: 64,80,80; ratios to the T4 need it)")
-    p.add_argument("--bn-mode", choices=_BN_MODES, default="running", help="BN semantics (default: running)")
+    p.add_argument("--bn-mode", choices=BN_MODES, default="running", help="BN semantics (default: running)")
     p.add_argument("--dtypes", type=_name_list(_DTYPES), default=("fp16",), metavar="LIST",
                    help="compute dtypes, comma-separated (default: fp16)")
     p.add_argument("--variants", type=_name_list(tuple(VARIANTS)), default=("eager", "tuned"), metavar="LIST",
                    help="variants, comma-separated (default: eager,tuned)")
-    p.add_argument("--batch-sizes", type=_int_list, default=(1, 4, 8, 16, 32), metavar="BS,BS,...",
+    p.add_argument("--batch-sizes", type=batch_size_list, default=(1, 4, 8, 16, 32), metavar="BS,BS,...",
                    help="batch sizes (default: 1,4,8,16,32)")
     p.add_argument("--warmup", type=int, default=5, metavar="N", help="untimed calls per row (default: 5)")
     p.add_argument("--min-iters", type=int, default=20, metavar="N", help="timed calls at least (default: 20)")
-    p.add_argument("--min-time", type=_positive_float, default=1.0, metavar="S",
+    p.add_argument("--min-time", type=non_negative_float, default=1.0, metavar="S",
                    help="timed seconds at least per row (default: 1.0)")
     p.add_argument("--no-numerics", action="store_true", help="skip the comparison with fp32 eager PyTorch")
     p.add_argument("--trtexec", nargs="?", const="auto", metavar="PATH",
@@ -104,7 +86,7 @@ def register(subparsers: Any) -> None:
     c.add_argument("--out", required=True, metavar="DIR", help="folder for every result (created)")
     c.add_argument("--device", default="cuda", metavar="DEV", help="cuda, cuda:N, or cpu with --smoke")
     c.add_argument("--weights", metavar="PATH", help="checkpoint (default: seeded stand-in weights)")
-    c.add_argument("--bn-mode", choices=_BN_MODES, default="running", help="BN semantics (default: running)")
+    c.add_argument("--bn-mode", choices=BN_MODES, default="running", help="BN semantics (default: running)")
     c.add_argument("--quick", action="store_true", help="batch sizes 1 and 16 only")
     c.add_argument("--smoke", action="store_true",
                    help="tiny network and inputs: checks the plumbing in seconds (also on a CPU), measures nothing")
@@ -118,7 +100,7 @@ def register(subparsers: Any) -> None:
                                           "timed here once (cached per machine) and the faster is used.")
     b.add_argument("--backend", default="auto", metavar="NAME",
                    help="a registered backend to check instead of deciding (default: auto)")
-    b.add_argument("--bn-mode", choices=_BN_MODES, default="running", help="BN semantics (default: running)")
+    b.add_argument("--bn-mode", choices=BN_MODES, default="running", help="BN semantics (default: running)")
     b.add_argument("--cpu", action="store_true", help="decide between the CPU backends even if a GPU is present")
     b.add_argument("--refresh", action="store_true", help="measure again instead of reading the cached decision")
     b.add_argument("--json", action="store_true", help="print the decision as JSON")

@@ -14,17 +14,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from vnet_accept.argtypes import positive_int
+
 STATISTIC_CHOICES = ("port", "mean", "median")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -39,7 +31,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--soc-version", default="Ascend310", metavar="SOC",
                         help="the NPU's SoC (Ascend310, Ascend310P3 …); sets chips per card and, for a 310P, "
                              "the 310P rule (default: Ascend310)")
-    parser.add_argument("--chips-per-card", type=_positive_int, metavar="N",
+    parser.add_argument("--chips-per-card", type=positive_int, metavar="N",
                         help="chips on one card; card fps = per-chip fps × N (default: 4 for Ascend310, "
                              "1 for Ascend310P)")
     parser.add_argument("--t4", nargs="+", action="extend", metavar="FILE",
@@ -47,7 +39,7 @@ def register(subparsers: Any) -> None:
                              "(default: the trtexec logs among FILE, else the port's table)")
     parser.add_argument("--ref-310", nargs="+", action="extend", metavar="FILE",
                         help="Ascend 310 performance files for the 310P rule (default: the port's 310 figures)")
-    parser.add_argument("--batch-size", type=_positive_int, metavar="N",
+    parser.add_argument("--batch-size", type=positive_int, metavar="N",
                         help="batch size of files that state none in content or name (default: none)")
     parser.add_argument("--modelzoo-level", metavar="FILE",
                         help="a modelzoo_level.txt whose PerfStatus claim is checked against the measurements")

@@ -13,55 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from vnet_accept.argtypes import batch_size_list, choice, int_list, non_negative_float, positive_int
 from vnet_accept.model.bn_modes import BN_MODES
 
 GROUP = "vnet-accept"
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def int_list(text: str, minimum: int = 0) -> tuple[int, ...]:
-    """``"0,1,2"`` -> ``(0, 1, 2)``: distinct integers >= ``minimum`` (device ids start at 0)."""
-    try:
-        values = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,4,8, got {text!r}") from None
-    if not values or any(v < minimum for v in values) or len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError(f"expected distinct integers >= {minimum} such as 1,4,8, got {text!r}")
-    return values
-
-
-def batch_size_list(text: str) -> tuple[int, ...]:
-    """``"1,4,8"`` -> ``(1, 4, 8)``: distinct batch sizes, each >= 1."""
-    return int_list(text, minimum=1)
-
-
-def choice(*choices: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text not in choices:
-            raise argparse.ArgumentTypeError(f"invalid choice {text!r} (choose from {', '.join(choices)})")
-        return text
-
-    parse.__name__ = "choice"
-    return parse
 
 
 @dataclass(frozen=True)
@@ -99,15 +54,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("--bn-mode", "batch-norm semantics of the exported model and the PyTorch reference: "
            + ", ".join(BN_MODES), "MODE", choice(*BN_MODES), "running"),
     Option("--parity-atol", "largest allowed |Δ log-probability| between runners in the same BN mode",
-           "ATOL", positive_float, 1e-4),
+           "ATOL", non_negative_float, 1e-4),
     Option("--parity-max-flip-fraction", "largest allowed fraction of voxels whose arg-max label differs "
-           "between runners", "FRACTION", positive_float, 1e-5),
+           "between runners", "FRACTION", non_negative_float, 1e-5),
     Option("--invariance-atol", "largest allowed |Δ log-probability| between a sample run alone and inside "
-           "a batch, for BN modes that promise batch invariance", "ATOL", positive_float, 1e-5),
+           "a batch, for BN modes that promise batch invariance", "ATOL", non_negative_float, 1e-5),
     # Accuracy rule
     Option("--reference-error", "published error rate the gate compares with, percent",
-           "PCT", positive_float, 0.355),
-    Option("--tolerance-pp", "allowed |error - reference| in percentage points", "PP", positive_float, 1.0),
+           "PCT", non_negative_float, 0.355),
+    Option("--tolerance-pp", "allowed |error - reference| in percentage points", "PP", non_negative_float, 1.0),
     # Where things go
     Option("--gate-report", "directory for the gate report (gate-report.json, ...); written at session end",
            "DIR"),
@@ -143,8 +98,8 @@ OPTIONS: tuple[Option, ...] = (
            "STAT", choice("port", "mean", "median"), "port"),
     Option("--npu-loops", "timed inference calls per batch size in the pure-inference throughput sweep", "N",
            positive_int, 20),
-    Option("--atc-timeout", "seconds one ATC conversion may take", "SECONDS", positive_float, 3600.0),
-    Option("--npu-timeout", "seconds one NPU inference run may take", "SECONDS", positive_float, 7200.0),
+    Option("--atc-timeout", "seconds one ATC conversion may take", "SECONDS", non_negative_float, 3600.0),
+    Option("--npu-timeout", "seconds one NPU inference run may take", "SECONDS", non_negative_float, 7200.0),
     # Inference and accuracy (issue 4; fixtures in vnet_accept.plugin.accuracy_fixtures)
     Option("--backend", "inference backend of the accuracy chain: ort-cpu (the exported ONNX), torch-cpu (the "
            "PyTorch model in --bn-mode), one a module registers (e.g. torch-cuda), or auto (the GPU if usable, else "
@@ -158,11 +113,11 @@ OPTIONS: tuple[Option, ...] = (
            "of the manifest (ONNX Runtime costs about 5 s a tile on 2 CPU cores)", "N", positive_int, 8),
     Option("--om-max-flip-fraction", "largest fraction of voxels whose label may differ between the OM (ATC "
            "force_fp16) and ONNX Runtime (fp32); 1e-3 bounds the error-rate shift at 0.1 pp", "FRACTION",
-           positive_float, 1e-3),
+           non_negative_float, 1e-3),
     Option("--om-invariance-max-flip-fraction", "largest fraction of voxels whose label may differ between the "
-           "OM's bs1 and bs<N> outputs of the same tiles", "FRACTION", positive_float, 1e-5),
+           "OM's bs1 and bs<N> outputs of the same tiles", "FRACTION", non_negative_float, 1e-5),
     Option("--bn-semantics-margin", "how many times farther from the OM the runner-up BN semantics must be for "
-           "the closest to count as the clear winner (> 1)", "FACTOR", positive_float, 2.0),
+           "the closest to count as the clear winner (> 1)", "FACTOR", non_negative_float, 2.0),
 )
 
 OPTIONS_BY_DEST = {o.dest: o for o in OPTIONS}

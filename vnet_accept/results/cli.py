@@ -12,6 +12,8 @@ import argparse
 import sys
 from typing import Any
 
+from vnet_accept.argtypes import non_negative_float, positive_int
+
 LAYOUT_CHOICES = ("ais_bench", "benchmark", "npy")
 BN_MODE_CHOICES = ("batch", "instance", "running")
 
@@ -32,26 +34,6 @@ _0 were expected (or the reverse) and duplicates are errors naming the files and
 outputs are listed."""
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("infer", help="run every prepared tile through a backend, write outputs as the "
                               "Ascend tools do", epilog=INFER_EPILOG,
@@ -66,13 +48,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bn-mode", choices=BN_MODE_CHOICES, metavar="MODE",
                    help="BN semantics of a PyTorch backend: batch, instance, running (default: running; an ONNX "
                         "carries its own)")
-    p.add_argument("--batch-size", type=_positive_int, default=1, metavar="N", help="tiles per call (default: 1)")
+    p.add_argument("--batch-size", type=positive_int, default=1, metavar="N", help="tiles per call (default: 1)")
     p.add_argument("--layout", choices=LAYOUT_CHOICES, default="ais_bench",
                    help="how outputs are named and stored (default: ais_bench)")
     p.add_argument("--device-id", type=int, default=0, metavar="ID",
                    help="device id in the benchmark layout's dumpOutput_device<ID> (default: 0)")
     p.add_argument("--shard", default="1/1", metavar="K/N", help="run the K-th of N shares (default: 1/1)")
-    p.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads of the backend (default: its own)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads of the backend (default: its own)")
     p.add_argument("--no-resume", action="store_true", help="recompute tiles whose outputs exist")
     p.set_defaults(func=_infer)
 
@@ -85,11 +67,11 @@ def register(subparsers: Any) -> None:
     q.add_argument("--prep", metavar="DIR", help="the preprocess output whose manifest maps stems to tiles")
     q.add_argument("--layout", choices=LAYOUT_CHOICES, help="expected layout (default: detect it)")
     q.add_argument("--json", metavar="OUT", help="write the full result (per tile, per volume, pooled) as JSON")
-    q.add_argument("--reference-error", type=_non_negative_float, default=None, metavar="PCT",
+    q.add_argument("--reference-error", type=non_negative_float, default=None, metavar="PCT",
                    help="published error rate to compare with, percent (default: 0.355)")
-    q.add_argument("--tolerance-pp", type=_non_negative_float, default=None, metavar="PP",
+    q.add_argument("--tolerance-pp", type=non_negative_float, default=None, metavar="PP",
                    help="allowed |error - reference| in percentage points (default: 1.0)")
-    q.add_argument("--bootstrap", type=_positive_int, default=2000, metavar="N",
+    q.add_argument("--bootstrap", type=positive_int, default=2000, metavar="N",
                    help="bootstrap resamples for the 95 %% interval (default: 2000)")
     q.add_argument("--seed", type=int, default=0, metavar="S", help="bootstrap seed (default: 0)")
     q.set_defaults(func=_postprocess)
