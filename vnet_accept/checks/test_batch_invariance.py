@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from vnet_accept.checks.conftest import ALONE_SAMPLES, INVARIANCE_BATCH_SIZES, REDUCED_SPATIAL
+from vnet_accept.checks.conftest import ALONE_SAMPLES, INVARIANCE_BATCH_SIZES, size_label
 from vnet_accept.compare.compare import Tolerance, compare_outputs
 
 INVARIANT_MODES = ("running", "instance")
 RUNNERS = ("onnxrt", "torch")
-_SIZE = "x".join(map(str, REDUCED_SPATIAL))
 
 
 @pytest.mark.parametrize("batch_size", INVARIANCE_BATCH_SIZES)
@@ -32,7 +31,8 @@ def test_batch_invariant(bn_mode, runner, batch_size, reduced_runs, gate_options
         f"batch_invariance.{runner}.{bn_mode}.bs{batch_size}",
         f"{runner}, bn_mode={bn_mode}: the first {n} samples of a batch of {batch_size} give the same output "
         "alone and in the batch",
-        units="max |Δ log-prob|", threshold=tol.describe(), basis=f"{runs.basis}, {_SIZE}, CT-like seeded inputs")
+        units="max |Δ log-prob|", threshold=tol.describe(),
+        basis=f"{runs.basis}, {size_label(bn_mode)}, CT-like seeded inputs")
     c.measure(result.max_abs, result.passed, reason=result.summary() if not result.passed else
               f"flips {result.flips}/{result.voxels}", comparison=result.to_dict())
     c.assert_passed(result.summary() + "\n" + result.report())
@@ -53,7 +53,7 @@ def test_batch_mode_dependence_is_detected(runner, batch_size, reduced_runs, gat
         f"{runner}, bn_mode=batch (the reference port's semantics): outputs depend on the batch, and the gate "
         f"sees it at batch {batch_size}", units="max |Δ log-prob|",
         threshold=f"> {tol.max_abs:g} or any label flip (dependence detected)",
-        basis=f"{runs.basis}, {_SIZE}, CT-like seeded inputs")
+        basis=f"{runs.basis}, {size_label('batch')}, CT-like seeded inputs")
     c.measure(result.max_abs, detected,
               reason=(f"batch-dependent: max|Δ|={result.max_abs:.3g}, {result.flips}/{result.voxels} labels flip "
                       f"between bs{batch_size} and bs1") if detected else

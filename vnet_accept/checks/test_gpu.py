@@ -22,7 +22,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from vnet_accept.checks.conftest import PARITY_BATCH, REDUCED_SPATIAL
+from vnet_accept.checks.conftest import PARITY_BATCH, size_label
 from vnet_accept.compare.compare import Tolerance, compare_outputs
 from vnet_accept.data.tiles import TILE_SHAPE, ct_like_batch
 from vnet_accept.model.vnet import BN_MODES
@@ -136,15 +136,15 @@ def test_cuda_fp32_matches_onnxrt_on_a_full_tile(bn_mode, variant, cuda_device, 
                        "for a batch of 16 at reduced size, same BN mode")
 def test_cuda_fp32_matches_onnxrt_on_a_batch_of_16(bn_mode, cuda_device, vnet_model, onnx_export, reduced_inputs,
                                                    gate_options, gate_record):
-    batch = reduced_inputs[:PARITY_BATCH]
+    batch = reduced_inputs(bn_mode)[:PARITY_BATCH]
     with OnnxRuntimeRunner(onnx_export(bn_mode, spatial=None), bn_mode=bn_mode) as ort:
         expected = ort.infer({"actual_input_1": batch})["output1"]
         ort_basis = ort.describe()
     options = variant_options("tuned", "fp32", cuda_device)
     with TorchCudaRunner(vnet_model, bn_mode, cuda_device, options) as runner:
         obtained = runner.infer({"actual_input_1": batch})["output1"]
-        basis = f"{runner.describe()} vs {ort_basis}, bs{PARITY_BATCH}, {'×'.join(map(str, REDUCED_SPATIAL))}"
-    size = "x".join(map(str, REDUCED_SPATIAL))
+        basis = f"{runner.describe()} vs {ort_basis}, bs{PARITY_BATCH}, {size_label(bn_mode, '×')}"
+    size = size_label(bn_mode)
     result = compare_outputs(obtained, expected, _parity(gate_options),
                              name=f"torch-cuda tuned fp32 vs onnxrt-cpu [bn_mode={bn_mode}, bs{PARITY_BATCH}]")
     _record(gate_record, f"parity.onnxrt_vs_torch_cuda.tuned.{bn_mode}.bs{PARITY_BATCH}_{size}",

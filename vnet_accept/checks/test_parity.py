@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from vnet_accept.checks.conftest import PARITY_BATCH, REDUCED_SPATIAL
+from vnet_accept.checks.conftest import PARITY_BATCH, size_label
 from vnet_accept.compare.compare import Tolerance, compare_outputs
 from vnet_accept.data.tiles import TILE_SHAPE
 from vnet_accept.model.vnet import BN_MODES
@@ -56,7 +56,7 @@ def test_parity_full_tile(bn_mode, gate_options, onnx_export, vnet_model, full_t
                        "reduced size, same BN mode")
 def test_parity_batch16_reduced(bn_mode, gate_options, reduced_runs, gate_record):
     runs = reduced_runs(bn_mode)
-    size = "×".join(map(str, REDUCED_SPATIAL))
+    size = size_label(bn_mode, "×")
     result = compare_outputs(runs["onnxrt"].batched[PARITY_BATCH], runs["torch"].batched[PARITY_BATCH],
                              _tolerance(gate_options), name=f"onnxrt vs torch [bn_mode={bn_mode}, bs16, {size}]")
     basis = f"{runs['onnxrt'].basis} vs {runs['torch'].basis}, bs{PARITY_BATCH}, {size}, CT-like seeded inputs"
