@@ -72,7 +72,7 @@ def vnet_checkpoint(gate_options: GateOptions, artifact_cache: ArtifactCache):
     """The checkpoint under test: ``--vnet-weights``, or seeded random weights (cached) standing in for the
     unreachable trained checkpoint."""
     from vnet_accept.errors import CheckpointError
-    from vnet_accept.model.checkpoint import load_checkpoint, write_random_checkpoint
+    from vnet_accept.model.checkpoint import STANDIN_VERSION, load_checkpoint, write_random_checkpoint
 
     if gate_options.vnet_weights:
         try:
@@ -81,7 +81,7 @@ def vnet_checkpoint(gate_options: GateOptions, artifact_cache: ArtifactCache):
             raise pytest.UsageError(f"--vnet-weights: {exc}") from None
     import torch
 
-    inputs = dict(SEEDED_CHECKPOINT, torch=torch.__version__)
+    inputs = dict(SEEDED_CHECKPOINT, torch=torch.__version__, standin_version=STANDIN_VERSION)
     entry = artifact_cache.get_or_build(
         "checkpoint", inputs, lambda d: write_random_checkpoint(d / "vnet_seeded.pth.tar", **SEEDED_CHECKPOINT))
     return load_checkpoint(entry / "vnet_seeded.pth.tar")
