@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,7 @@ class MetaImage:
 
     array: np.ndarray
     header: MetaHeader
+    keep_alive: object = field(default=None, repr=False, compare=False)  # the SimpleITK image behind a view
 
 
 def parse_header(path: str | os.PathLike[str], allowed_types: Iterable[str] | None = None) -> MetaHeader:
@@ -175,24 +176,30 @@ def _check_data_file(header: MetaHeader) -> None:
                         "file is truncated or does not belong to this header - replace it with the original")
 
 
-def read_metaimage(path: str | os.PathLike[str], allowed_types: Iterable[str] | None = None) -> MetaImage:
-    """Read a validated MetaImage as a ``(Z, Y, X)`` array of its stored dtype (see :func:`parse_header`)."""
+def read_metaimage(path: str | os.PathLike[str], allowed_types: Iterable[str] | None = None,
+                   verify_checksum: bool = True, view: bool = False) -> MetaImage:
+    """Read a validated MetaImage as a ``(Z, Y, X)`` array of its stored dtype (see :func:`parse_header`).
+
+    ``verify_checksum``: check a ``.zraw``'s Adler-32 (SimpleITK does not). ``view``: return a read-only view of
+    SimpleITK's buffer instead of a copy, for a caller that copies or reduces it at once; the view is only valid
+    while the returned :class:`MetaImage` (which keeps the image alive) is referenced.
+    """
     import SimpleITK as sitk
 
     header = parse_header(path, allowed_types)
     try:
         image = sitk.ReadImage(str(header.path))
-        # GetArrayFromImage copies; a view of an image that is not kept alive is a dangling pointer (SPEC §8).
-        array = sitk.GetArrayFromImage(image)
+        # A view of an image that is not kept alive is a dangling pointer (SPEC §8): MetaImage holds the image.
+        array = sitk.GetArrayViewFromImage(image) if view else sitk.GetArrayFromImage(image)
     except RuntimeError as exc:
         raise DataError(f"SimpleITK cannot read {header.path} ({_first_error_line(exc)}); the data file "
                         f"{header.data_file.name} is damaged - replace it with the original") from None
     if array.shape != header.shape_zyx or array.dtype != header.dtype:
         raise DataError(f"{header.path}: SimpleITK returned {array.dtype}{array.shape} where the header says "
                         f"{header.dtype}{header.shape_zyx}; the file is damaged")
-    if header.compressed:
+    if header.compressed and verify_checksum:
         _check_adler32(header, array)
-    return MetaImage(array, header)
+    return MetaImage(array, header, image if view else None)
 
 
 def _check_adler32(header: MetaHeader, array: np.ndarray) -> None:

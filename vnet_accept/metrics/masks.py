@@ -39,26 +39,11 @@ def read_binary_mask(path: str | os.PathLike[str], verify_checksum: bool = True)
 
     ``verify_checksum`` checks a ``.zraw``'s Adler-32 (SimpleITK does not; about 4 ms a mask). Callers that
     check every tile's lung-voxel count against the one recorded when the tiles were cut may leave it off."""
-    from vnet_accept.data.mhd import MASK_TYPES, parse_header, read_metaimage
+    from vnet_accept.data.mhd import MASK_TYPES, read_metaimage
 
-    if verify_checksum:
-        image = read_metaimage(path, MASK_TYPES)  # header validated, Adler-32 of a .zraw verified
-        array, header = image.array, image.header
-    else:
-        import SimpleITK as sitk
-
-        header = parse_header(path, MASK_TYPES)
-        try:
-            image = sitk.ReadImage(str(header.path))
-            # A view of the image kept alive in this frame (SPEC §8: a view of a dropped image dangles); the bool
-            # copy below is the only copy made.
-            array = sitk.GetArrayViewFromImage(image)
-        except RuntimeError as exc:
-            raise DataError(f"SimpleITK cannot read {header.path} ({str(exc).strip().splitlines()[-1][:200]}); the "
-                            f"data file {header.data_file.name} is damaged - replace it with the original") from None
-        if array.shape != header.shape_zyx or array.dtype != header.dtype:
-            raise DataError(f"{header.path}: SimpleITK returned {array.dtype}{array.shape} where the header says "
-                            f"{header.dtype}{header.shape_zyx}; the file is damaged")
+    # A view of SimpleITK's buffer, kept alive by ``image``: the bool copy below is the only copy made.
+    image = read_metaimage(path, MASK_TYPES, verify_checksum=verify_checksum, view=True)
+    array, header = image.array, image.header
     if array.shape != VOLUME_SHAPE:
         raise DataError(f"{header.path}: shape {array.shape} (z, y, x), a normalised mask is {VOLUME_SHAPE}; "
                         "normalise the raw mask with `vnet-accept normalize`")
