@@ -51,6 +51,20 @@ def test_parity_passes_fp16_rounding_and_fails_a_shifted_tile():
     assert [t["passed"] for t in details["tiles"]] == [True, False]
 
 
+def test_parity_names_two_tiles_whose_outputs_were_swapped():
+    rng = np.random.default_rng(2)
+    ref = {str(k): logprobs(rng) for k in range(3)}
+    om = {"0": ref["0"], "1": ref["2"], "2": ref["1"]}  # the outputs of tiles 1 and 2 under each other's names
+    labels = {k: f"scan a, tile {k}" for k in ref}
+    verdict = om_parity(om, ref, labels, batch_size=1)
+    assert not verdict.passed
+    assert set(verdict.swapped) == {("scan a, tile 1", "scan a, tile 2"), ("scan a, tile 2", "scan a, tile 1")}
+    assert "outputs swapped between tiles (scan a, tile 1 holds the output of scan a, tile 2" in verdict.explanation()
+    om["1"] = om["1"] + 1.5  # now tile 1 is simply wrong; tile 2 still holds tile 1's output
+    assert om_parity(om, ref, labels, batch_size=1).swapped == (("scan a, tile 2", "scan a, tile 1"),)
+    assert om_parity({"1": ref["1"] + 1.5}, ref, labels, batch_size=1).swapped == ()
+
+
 def test_parity_flip_limit_is_the_option():
     rng = np.random.default_rng(1)
     ref = logprobs(rng)

@@ -152,3 +152,20 @@ def test_replay_plumbing_throughput_on_a_310p3_folder_without_the_dataset(inner_
     skipped = {cid: c["reason"] for cid, c in criteria.items() if c["verdict"] == "skip"}
     assert sum("pass --luna16-root" in r for r in skipped.values()) == 7
     assert sum(r.startswith("no ATC console for bs") for r in skipped.values()) == 2
+
+
+def test_replay_throughput_fails_a_chips_per_card_the_soc_contradicts(inner_gate, tmp_path):
+    """Planted defect 9 through the gate itself: a 310P3 folder (one chip a card) judged with --chips-per-card 4
+    would pass the T4 4× over-stated; the throughput criterion fails naming the contradiction instead."""
+    import shutil
+
+    results = tmp_path / "npu-results"
+    (results / "perf").mkdir(parents=True)
+    shutil.copy(FIXTURES.parent / "perf" / "perf_bs1_summary.json", results / "perf")
+    shutil.copy(FIXTURES / "npu_smi_info_310p3_with_processes.txt", results / "npu-smi.txt")
+    run = inner_gate("--npu-results", str(results), "--batch-sizes", "1", "--chips-per-card", "4")
+    bs1 = run.criteria["perf.throughput.bs1"]
+    assert bs1["verdict"] == "fail", run.text()
+    assert bs1["reason"].startswith("FAIL card basis: chips per card 4 (--chips-per-card) contradicts SoC "
+                                    "Ascend310P3 (npu-results/npu-smi.txt)")
+    assert "4× over-stated" in bs1["reason"]

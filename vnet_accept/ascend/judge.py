@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from vnet_accept.compare.compare import CompareResult, Tolerance, compare_outputs
+from vnet_accept.compare.per_tile import find_swaps
 
 OM_DTYPE = "fp16 (ATC force_fp16)"
 OM_MIN_COSINE = 0.99
@@ -82,6 +83,7 @@ class ParityVerdict:
     tiles: tuple[TileParity, ...]
     overall: CompareResult
     tolerance: Tolerance
+    swapped: tuple[tuple[str, str], ...] = ()  # (tile, tile whose reference its output matches)
 
     @property
     def passed(self) -> bool:
@@ -97,7 +99,10 @@ class ParityVerdict:
         head = (f"{'PASS' if self.passed else 'FAIL'} OM bs{self.batch_size} vs ONNX: {len(failed)} of "
                 f"{len(self.tiles)} tiles outside {self.tolerance.describe()}; worst ({self.worst.label}) "
                 f"cosine {w.cosine:.6f}, RED {w.red:.3g}, max|Δ| {w.max_abs:.3g}, flips {w.flip_fraction:.3g}")
-        if failed:
+        if self.swapped:
+            pairs = ", ".join(f"{a} holds the output of {b}" for a, b in self.swapped[:4])
+            head += f" — outputs swapped between tiles ({pairs}): outputs matched to tiles by position?"
+        elif failed:
             head += f" — violates {'; '.join(w.failures)}"
         return head
 
@@ -118,7 +123,9 @@ def om_parity(om: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray],
                   for s in stems)
     overall = compare_outputs(np.stack([om[s] for s in stems]), np.stack([reference[s] for s in stems]),
                               tolerance, name=f"{name} bs{batch_size}, {len(stems)} tiles")
-    return ParityVerdict(batch_size, tiles, overall, tolerance)
+    swaps = find_swaps({t.stem: om[t.stem] for t in tiles if not t.result.passed}, reference, tolerance)
+    swapped = tuple((labels.get(a, a), labels.get(b, b)) for a, b in swaps.items())
+    return ParityVerdict(batch_size, tiles, overall, tolerance, swapped)
 
 
 # --- OM batch invariance ------------------------------------------------------------------------------------------

@@ -322,6 +322,13 @@ def test_throughput(batch_size, perf_judgement, npu_card, npu_evidence, gate_rec
     v = judgement.verdicts[batch_size]
     cid = f"perf.throughput.bs{batch_size}"
     description = (f"card fps (per-chip fps × {npu_card.chips_per_card} chips) > T4 fps at bs{batch_size}")
+    if npu_card.basis_problem:  # a contradicted multiplier fails whatever the numbers (vnet_accept.perf.card_basis)
+        threshold = f"> T4 {v.t4_fps:.5g} fps" if v.t4_fps else "> T4 fps"
+        c = gate_record.criterion(cid, description, units="fps per card", threshold=threshold,
+                                  basis=f"{v.npu_basis} per-chip figure × {npu_card.chips_per_card} chips "
+                                  f"({npu_card.source})")
+        c.measure(v.card_fps, False, reason=npu_card.basis_problem)
+        c.assert_passed(npu_card.basis_problem)
     if v.passed is None and batch_size in evidence.failures:  # a live run that could not measure it
         c = gate_record.criterion(cid, description, units="fps per card", basis=npu_evidence.describe())
         c.measure(None, False, reason=evidence.failures[batch_size])

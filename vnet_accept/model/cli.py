@@ -1,4 +1,5 @@
-"""``vnet-accept checkpoint``: write seeded stand-in checkpoints and describe real ones."""
+"""``vnet-accept checkpoint``: write seeded stand-in checkpoints, train the self-test's narrow VNet, describe
+checkpoints."""
 
 from __future__ import annotations
 
@@ -18,6 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "num_batches_tracked (default: upstream)")
     r.add_argument("--width", type=int, default=16, metavar="C", help="base channels (default: 16, the real VNet)")
     r.set_defaults(func=_random)
+    t = csub.add_parser("train", help="train the self-test's narrow VNet on synthetic scans (CPU, seeded)",
+                        description="Train a narrow VNet on synthetic LUNA16-like scans with the self-test's recipe "
+                                    "(vnet_accept.model.train); every option defaults to that recipe, so with none "
+                                    "the result is the self-test's model.")
+    t.add_argument("-o", "--output", required=True, metavar="FILE", help="checkpoint to write (.pth.tar, upstream "
+                   "layout with 'module.' keys; the training record goes to FILE.json)")
+    _recipe_options(t)
+    t.set_defaults(func=_train)
     i = csub.add_parser("info", help="load a checkpoint strictly and describe it")
     i.add_argument("weights", metavar="FILE")
     i.add_argument("--json", action="store_true", help="print JSON")
@@ -29,6 +38,53 @@ def _random(args: argparse.Namespace) -> int:
 
     path = write_random_checkpoint(args.output, seed=args.seed, layout=args.layout, width=args.width)
     print(f"wrote {load_checkpoint(path).describe()}")
+    return 0
+
+
+def _recipe_options(parser: argparse.ArgumentParser) -> None:
+    from vnet_accept.argtypes import positive_int
+    from vnet_accept.model.train import TrainRecipe
+
+    default = TrainRecipe()
+    fields = (("--width", positive_int, "width", "C", "base channels"),
+              ("--steps", positive_int, "steps", "N", "optimiser steps in all"),
+              ("--running-steps", positive_int, "running_steps", "N", "last steps in running BN semantics"),
+              ("--lung-class-weight", float, "lung_class_weight", "W", "first-step NLL weight of lung (falls to 1)"),
+              ("--scans", positive_int, "scans", "N", "synthetic training scans"),
+              ("--synthetic-seed", int, "synthetic_seed", "S", "seed of the training scans (not 0: held out)"),
+              ("--learning-rate", float, "learning_rate", "LR", "peak Adam learning rate"),
+              ("--seed", int, "seed", "S", "seed of initialisation and tile sampling"))
+    for flag, kind, name, metavar, text in fields:
+        parser.add_argument(flag, type=kind, dest=name, metavar=metavar, default=getattr(default, name),
+                            help=f"{text} (default: {getattr(default, name)})")
+
+
+def _train(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+    import sys
+    from pathlib import Path
+
+    from vnet_accept.errors import UsageError
+    from vnet_accept.model.checkpoint import load_checkpoint, save_checkpoint
+    from vnet_accept.model.train import TrainRecipe, train_narrow_vnet
+
+    names = {f.name for f in dataclasses.fields(TrainRecipe)}
+    try:
+        recipe = dataclasses.replace(TrainRecipe(), **{k: v for k, v in vars(args).items() if k in names})
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    def progress(step: int, total: int, loss: float) -> None:
+        if step == total or step % 10 == 0:
+            print(f"step {step}/{total}: loss {loss:.4f}", file=sys.stderr, flush=True)
+
+    result = train_narrow_vnet(recipe, progress=progress)
+    path = save_checkpoint(args.output, result.state_dict, layout="upstream", epoch=recipe.steps)
+    record = Path(f"{path}.json")
+    record.write_text(json.dumps(result.record(), indent=2) + "\n")
+    print(f"wrote {load_checkpoint(path).describe()} after {result.seconds:.1f} s "
+          f"(last losses {sum(result.losses[-10:]) / min(10, len(result.losses)):.4f}); record {record}")
     return 0
 
 

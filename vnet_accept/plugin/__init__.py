@@ -17,6 +17,7 @@ pytest_plugins = [
     "vnet_accept.plugin.records",
     "vnet_accept.plugin.fixtures",
     "vnet_accept.plugin.accuracy_fixtures",
+    "vnet_accept.plugin.selftest_fixtures",
 ]
 # Feature fixture modules still being written are picked up as soon as they exist (integration scaffolding).
 pytest_plugins += [m for m in ("vnet_accept.plugin.data_fixtures", "vnet_accept.plugin.ascend_fixtures")

@@ -255,6 +255,8 @@ class NpuCard:
     chips_per_card: int
     soc_version: str | None
     source: str
+    #: Why the multiplier cannot be trusted (--chips-per-card contradicting the SoC), else None.
+    basis_problem: str | None = None
 
 
 @pytest.fixture(scope="session")
@@ -266,7 +268,11 @@ def npu_card(npu_settings: NpuSettings, npu_evidence) -> NpuCard:
     soc = npu_settings.soc_version or npu_evidence.soc_version
     soc_source = "--soc-version" if npu_settings.soc_version else f"{npu_evidence.root.name}/npu-smi.txt"
     if npu_settings.chips_per_card:
-        return NpuCard(npu_settings.chips_per_card, soc, "--chips-per-card")
+        from vnet_accept.perf.card_basis import check_card_basis
+
+        basis = check_card_basis(soc, npu_settings.chips_per_card, soc_source=soc_source) if soc else None
+        problem = basis.explanation if basis is not None and basis.passed is False else None
+        return NpuCard(npu_settings.chips_per_card, soc, "--chips-per-card", problem)
     if soc:
         try:
             return NpuCard(chips_per_card_for(soc), soc, f"{soc} from {soc_source}")

@@ -1,0 +1,69 @@
+"""Chips per card checked against the SoC before any card figure meets the T4 (SPEC §7)."""
+
+from __future__ import annotations
+
+import pytest
+
+from vnet_accept.perf.card_basis import check_card_basis, judge_card_throughput
+from vnet_accept.perf.measurement import PerfMeasurement
+from vnet_accept.perf.rules import reference_t4_thresholds
+from vnet_accept.reference import PORT_310_CHIP_FPS
+
+
+def _chip(bs: int, fps: float, scope: str = "chip") -> PerfMeasurement:
+    return PerfMeasurement("benchmark", "legacy perf_vision file", f"perf_vision_batchsize_{bs}_device_0.txt", bs,
+                           "file name", fps, "mean", scope, "Interface throughputRate")
+
+
+PORT = [_chip(bs, fps) for bs, fps in PORT_310_CHIP_FPS.items()]
+
+
+@pytest.mark.parametrize(("soc", "chips"), [("Ascend310", None), ("Ascend310", 4), ("Ascend310P3", 1),
+                                            ("Ascend310P3", None)])
+def test_a_multiplier_the_soc_confirms_passes(soc, chips):
+    basis = check_card_basis(soc, chips)
+    assert basis.passed is True and basis.chips_per_card == basis.soc_chips_per_card
+    assert basis.explanation.startswith("PASS card basis")
+
+
+def test_per_chip_reported_as_per_card_on_a_310_fails_naming_the_cause():
+    basis = check_card_basis("Ascend310", 1)
+    assert basis.passed is False
+    assert basis.explanation.startswith("FAIL card basis: chips per card 1 (--chips-per-card) contradicts SoC "
+                                        "Ascend310 (--soc-version), whose card has 4 chip(s) per card")
+    assert "4× under-stated" in basis.explanation
+
+
+def test_multiplying_by_four_on_a_one_chip_card_fails():
+    basis = check_card_basis("Ascend310P3", 4, soc_source="npu-smi info")
+    assert basis.passed is False and "contradicts SoC Ascend310P3 (npu-smi info)" in basis.explanation
+    assert "4× over-stated" in basis.explanation
+
+
+def test_a_per_card_figure_is_never_multiplied():
+    basis = check_card_basis("Ascend310", None, measurements=[_chip(1, 24.4, scope="card")])
+    assert basis.passed is False and "already a per-card figure" in basis.explanation
+
+
+@pytest.mark.parametrize(("soc", "chips", "needle"), [(None, None, "neither the SoC nor chips per card"),
+                                                      (None, 4, "cannot be checked without the SoC"),
+                                                      ("Ascend910", None, "unknown")])
+def test_nothing_to_confirm_with_is_no_verdict(soc, chips, needle):
+    basis = check_card_basis(soc, chips)
+    assert basis.passed is None and basis.explanation.startswith("NO VERDICT") and needle in basis.explanation
+
+
+def test_the_port_passes_on_a_310_and_the_wrong_multipliers_fail_first():
+    t4 = reference_t4_thresholds()
+    ok = judge_card_throughput(PORT, t4, "Ascend310", None)
+    assert ok.passed and ok.headline().startswith("PASS card fps > T4 at bs1, bs4, bs8, bs16, bs32 (4 chip(s)")
+    assert [round(v.card_fps, 2) for v in ok.verdicts] == [24.42, 26.7, 25.68, 25.98, 25.41]
+    under = judge_card_throughput(PORT, t4, "Ascend310", 1)
+    assert not under.passed and under.headline().startswith("FAIL card basis: chips per card 1") and not under.verdicts
+    over = judge_card_throughput(PORT, t4, "Ascend310P3", 4)  # would be 24 fps > T4: must not sail through
+    assert not over.passed and over.headline().startswith("FAIL card basis: chips per card 4")
+
+
+def test_a_slow_card_fails_on_the_numbers():
+    result = judge_card_throughput([_chip(1, 2.0), _chip(16, 2.0)], reference_t4_thresholds(), "Ascend310", None)
+    assert not result.passed and result.headline().startswith("FAIL bs1: card 8.00 fps")

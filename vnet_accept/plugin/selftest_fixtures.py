@@ -1,0 +1,82 @@
+"""Fixtures of the gate's self-test (issue 8): the clean chain, built once per session from the cache, and every
+planted defect judged once, shared by the per-defect tests and the mutation score.
+
+* ``selftest_chain`` - :class:`~vnet_accept.selftest.chain.CleanChain`: the trained narrow VNet (cached by its
+  recipe; CI's cold cache trains it, with progress on the terminal), held-out synthetic scans, exports, a
+  results folder, a reference run and the port's perf files;
+* ``selftest_runs`` - :class:`SelftestRuns`: each defect planted and judged on first use, the clean chain judged
+  once, and the :class:`~vnet_accept.selftest.defects.MutationScore`.
+
+The terminal summary gets a "vnet-accept self-test" section with the score and one line per defect when the
+``selftest.mutation_score`` criterion was recorded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+MUTATION_SCORE_ID = "selftest.mutation_score"
+
+
+class SelftestRuns:
+    """Every defect's outcome and the clean chain's judgements, each computed once per session."""
+
+    def __init__(self, chain: Any, workdir: Path) -> None:
+        self.chain, self.workdir = chain, workdir
+        self._outcomes: dict[str, Any] = {}
+        self._clean: list | None = None
+
+    def outcome(self, defect_id: str):
+        from vnet_accept.selftest.defects import DEFECTS, run_defect
+
+        if defect_id not in self._outcomes:
+            self._outcomes[defect_id] = run_defect(DEFECTS[defect_id], self.chain, self.workdir / defect_id)
+        return self._outcomes[defect_id]
+
+    def clean(self) -> list:
+        from vnet_accept.selftest.defects import judge_clean
+
+        if self._clean is None:
+            self._clean = judge_clean(self.chain, self.workdir / "clean")
+        return self._clean
+
+    def score(self):
+        from vnet_accept.selftest.defects import CATALOGUE, MutationScore
+
+        return MutationScore([self.outcome(d.id) for d in CATALOGUE], self.clean())
+
+
+@pytest.fixture(scope="session")
+def selftest_chain(pytestconfig: pytest.Config, artifact_cache: Any, tmp_path_factory: pytest.TempPathFactory):
+    from vnet_accept.plugin.progress import progress
+    from vnet_accept.selftest.chain import SELFTEST_RECIPE, build_clean_chain
+
+    with progress(pytestconfig, f"self-test: clean chain (trains a width-{SELFTEST_RECIPE.width} VNet for "
+                  f"{SELFTEST_RECIPE.steps} steps unless cached)", unit="step") as bar:
+        return build_clean_chain(artifact_cache, tmp_path_factory.mktemp("selftest-chain"),
+                                 progress=lambda step, total, loss: bar.update(detail=f"loss {loss:.3f}"))
+
+
+@pytest.fixture(scope="session")
+def selftest_runs(selftest_chain: Any, tmp_path_factory: pytest.TempPathFactory) -> SelftestRuns:
+    return SelftestRuns(selftest_chain, tmp_path_factory.mktemp("selftest-defects"))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    from vnet_accept.plugin.records import collected_criteria
+
+    score = next((c for c in collected_criteria(config) if c.id == MUTATION_SCORE_ID), None)
+    if score is None:
+        return
+    terminalreporter.section("vnet-accept self-test")
+    terminalreporter.write_line(f"{score.verdict.upper()} {score.id}: {score.measured} ({score.threshold})"
+                                + (f" — {score.reason}" if score.reason else ""))
+    for row in score.details.get("defects", []):
+        mark = "caught" if row.get("caught") else "MISSED"
+        for criterion, line in (row.get("messages") or {}).items():
+            terminalreporter.write_line(f"  {row['defect']:<58} -> {criterion:<27} {mark}: {(line or '')[:110]}")
+    for alarm in score.details.get("false_alarms", []):
+        terminalreporter.write_line(f"  FALSE ALARM on the clean chain: {alarm}")
