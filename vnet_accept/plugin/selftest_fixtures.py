@@ -55,7 +55,8 @@ def selftest_chain(pytestconfig: pytest.Config, artifact_cache: Any, tmp_path_fa
     from vnet_accept.selftest.chain import SELFTEST_RECIPE, build_clean_chain
 
     with progress(pytestconfig, f"self-test: clean chain (trains a width-{SELFTEST_RECIPE.width} VNet for "
-                  f"{SELFTEST_RECIPE.steps} steps unless cached)", unit="step") as bar:
+                  f"{SELFTEST_RECIPE.steps} steps unless cached)", total=SELFTEST_RECIPE.steps,
+                  unit="step") as bar:
         return build_clean_chain(artifact_cache, tmp_path_factory.mktemp("selftest-chain"),
                                  progress=lambda step, total, loss: bar.update(detail=f"loss {loss:.3f}"))
 
