@@ -152,3 +152,11 @@ def _parse(opt: Option, text: str, where: str) -> Any:
         import pytest
 
         raise pytest.UsageError(f"{where}: {exc}") from None
+
+
+def option_default(flag: str) -> Any:
+    """The default of ``flag`` in :data:`OPTIONS` (library code that applies the gate's defaults reads them here)."""
+    for option in OPTIONS:
+        if option.flag == flag:
+            return option.default
+    raise KeyError(f"no gate option {flag}")
