@@ -6,6 +6,8 @@ measures and records everything, and the threshold is a skip saying why. The con
 pass/fail on any data: the pooled counts are the sums of the per-volume and per-tile counts, the printed line
 parses back, the three layouts give identical counts, batch 1 and batch 16 give the same per-tile counts (for
 the BN modes that promise it), and ONNX Runtime and PyTorch agree up to their label flips.
+``accuracy.error_rate.selftest_model`` runs the same chain with the self-test's trained narrow VNet on the synthetic
+dataset and holds it to the self-test's threshold (a real number without the port's checkpoint).
 ``accuracy.error_rate.om_bs<N>`` (OM outputs, live or copied from an Ascend host with ``--npu-results``) are
 recorded by ``test_npu.py`` with the same helpers (:mod:`vnet_accept.results.criteria`).
 """
@@ -185,3 +187,41 @@ def test_backends_agree(accuracy_runs, accuracy_dataset, gate_options, gate_reco
               f"{flips}/{voxels} voxels flip", counts=[sum(counts_a.values()), sum(counts_b.values())],
               beyond_flips=beyond, voxels=voxels)
     c.assert_passed()
+
+
+@pytest.mark.criterion("accuracy.error_rate.selftest_model", "the self-test's trained model segments the synthetic "
+                       "dataset through the accuracy chain")
+def test_trained_model_error_rate(accuracy_dataset, accuracy_backend, accuracy_reference, gate_options,
+                                  selftest_chain, tmp_path_factory, gate_record):
+    """The accuracy chain with a model that segments: the self-test's narrow VNet (trained on synthetic seed 1000,
+    never on this dataset) must stay within the self-test's threshold here too, so the chain's error rate is
+    checked against a real number even without the trained port checkpoint."""
+    from vnet_accept.plugin.accuracy_fixtures import AccuracyRuns
+    from vnet_accept.runners.registry import create_runner, get_backend
+    from vnet_accept.selftest.catchers import MAX_ERROR_PCT
+    from vnet_accept.selftest.chain import SELFTEST_BN_MODE
+
+    if not accuracy_dataset.synthetic:
+        pytest.skip("the self-test model is trained on synthetic scans; it is judged on the synthetic dataset only "
+                    "(run without --luna16-root)")
+    checkpoint = selftest_chain.load_checkpoint()
+
+    def make_runner(backend: str):
+        if get_backend(backend).needs == "onnx":  # the fixed 64×80×80 export, as ATC gets it
+            return create_runner(backend, onnx=selftest_chain.onnx, bn_mode=SELFTEST_BN_MODE)
+        return create_runner(backend, model=checkpoint.build_model(SELFTEST_BN_MODE), bn_mode=SELFTEST_BN_MODE)
+
+    runs = AccuracyRuns(accuracy_dataset, accuracy_backend, gate_options.infer_batch_size, SELFTEST_BN_MODE,
+                        make_runner, tmp_path_factory.mktemp("accuracy-selftest-model"), accuracy_reference)
+    run = runs.chain()
+    r = runs.chain_report().result
+    ok = r.error_rate_pct <= MAX_ERROR_PCT
+    c = gate_record.criterion("accuracy.error_rate.selftest_model", "pooled voxel error rate of the self-test's "
+                              "trained narrow VNet over the synthetic test split, through the accuracy chain",
+                              units="%", threshold=f"<= {MAX_ERROR_PCT} % (self-test threshold)",
+                              basis=f"{run.basis}, bs{run.batch_size}, fp32, bn_mode={SELFTEST_BN_MODE}, "
+                              f"{accuracy_dataset.describe()}")
+    c.artifact("checkpoint", selftest_chain.checkpoint)
+    c.measure(r.error_rate_pct, ok, reason=f"{r.port_line()}; Dice {r.dice:.4f}", incorrect=r.incorrect,
+              total=r.total, per_volume={v.uid: v.error_rate_pct for v in r.per_volume})
+    c.assert_passed(f"error rate {r.error_rate_pct:.4f} % > {MAX_ERROR_PCT} %: {r.port_line()}")
