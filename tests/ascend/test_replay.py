@@ -44,8 +44,9 @@ def test_replay_plumbing_judges_a_good_folder(narrow_setup, replay_folder, gate_
         "om.parity.om_vs_onnx.bs1": "pass", "om.parity.om_vs_onnx.bs2": "pass",
         "om.batch_invariance.bs1_vs_bs2": "pass", "om.bn_semantics": "pass",
         "perf.throughput.bs1": "pass", "perf.throughput.bs2": "skip", "perf.tier": "skip", "perf.rule_310p": "skip",
+        "om.tiles_in_place.bs1": "pass", "om.tiles_in_place.bs2": "pass",
     }, run.text()
-    assert run.counts() == {"passed": 10, "skipped": 3}
+    assert run.counts() == {"passed": 12, "skipped": 3}
     expected = _error_pct(narrow_setup, narrow_setup.running)
     for bs, layout in ((1, "benchmark"), (2, "ais_bench")):
         acc = criteria[f"accuracy.error_rate.om_bs{bs}"]
@@ -148,9 +149,9 @@ def test_replay_plumbing_throughput_on_a_310p3_folder_without_the_dataset(inner_
     assert (tier["verdict"], tier["measured"], tier["details"]["perf_status"]) == ("pass", "Benchmark", "PERFECT")
     rule = criteria["perf.rule_310p"]  # 24.04 < 1.2 × 24.42 (the port's 310 card at bs1)
     assert rule["verdict"] == "fail" and rule["measured"] == 2 and "FAIL 310P rule bs1" in rule["reason"]
-    assert run.counts() == {"passed": 3, "failed": 1, "skipped": 9}
+    assert run.counts() == {"passed": 3, "failed": 1, "skipped": 11}  # the tile criteria need the dataset
     skipped = {cid: c["reason"] for cid, c in criteria.items() if c["verdict"] == "skip"}
-    assert sum("pass --luna16-root" in r for r in skipped.values()) == 7
+    assert sum("pass --luna16-root" in r for r in skipped.values()) == 9
     assert sum(r.startswith("no ATC console for bs") for r in skipped.values()) == 2
 
 

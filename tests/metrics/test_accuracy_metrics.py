@@ -137,3 +137,45 @@ def test_add_batch_pairs_keys_with_outputs_in_order(masks):
     assert [(c.uid, c.tile) for c in counts] == keys
     with pytest.raises(ValueError, match="2 tile keys for 1 outputs"):
         AccuracyAccumulator(masks).add_batch(keys, outputs[:1])
+
+
+def _logprobs_of(prediction: np.ndarray) -> np.ndarray:
+    out = np.empty((*prediction.shape, 2), dtype=np.float32)
+    out[..., 1] = np.where(prediction, 0.0, -5.0)
+    out[..., 0] = np.where(prediction, -5.0, 0.0)
+    return out
+
+
+def test_misplaced_tiles_names_two_swapped_outputs_and_nothing_else():
+    from vnet_accept.data.tiles import VOLUME_SHAPE
+    from vnet_accept.metrics.accuracy import AccuracyAccumulator
+
+    volume = np.zeros(VOLUME_SHAPE, dtype=bool)
+    corners = [(5, 5, 5), (20, 40, 30), (10, 5, 40), (24, 35, 2), (0, 20, 20), (28, 0, 44), (14, 44, 10), (2, 30, 40)]
+    for k, corner in enumerate(corners):  # a lung blob (11 % of the tile) in each of the 8 tiles, each elsewhere
+        t = Tile(k)
+        blob = tuple(slice(s.start + c, s.start + c + 36) for s, c in zip(t.slices, corner))
+        volume[blob] = True
+    masks = {"u": volume}
+    good = {k: Tile(k).crop(volume) for k in range(8)}
+
+    swapped = AccuracyAccumulator(masks)
+    for k, source in enumerate([0, 2, 1, 3, 4, 5, 6, 7]):  # tiles 1 and 2 hold each other's outputs
+        swapped.add("u", k, _logprobs_of(good[source]))
+    found = {(m.key[1], m.holds[1]) for m in swapped.misplaced_tiles()}
+    assert found == {(1, 2), (2, 1)}
+    line = next(m for m in swapped.misplaced_tiles() if m.key[1] == 1).line()
+    assert line.startswith("scan u, tile 1 (error") and "holds the output of tile 2" in line
+
+    one_wrong = AccuracyAccumulator(masks)  # a tile that is wrong, but nobody else's: not a misplacement
+    for k in range(8):
+        one_wrong.add("u", k, _logprobs_of(~good[k] if k == 1 else good[k]))
+    assert one_wrong.misplaced_tiles() == []
+
+    noise = AccuracyAccumulator(masks)  # random weights: every tile as far from every mask
+    rng = np.random.default_rng(0)
+    for k in range(8):
+        noise.add("u", k, _logprobs_of(rng.random(good[k].shape) < 0.5))
+    assert noise.misplaced_tiles() == []
+    with pytest.raises(ValueError, match="keep_predictions"):
+        AccuracyAccumulator(masks, keep_predictions=False).misplaced_tiles()

@@ -192,6 +192,36 @@ def test_om_error_rate(batch_size, npu_evidence, om_inputs, accuracy_runs, accur
     c.assert_passed(failure_line(cid, report, accuracy_reference))
 
 
+@pytest.mark.criterion("om.tiles_in_place", "every OM output file holds its own tile's output")
+def test_om_tiles_in_place(batch_size, npu_evidence, om_inputs, accuracy_runs, accuracy_dataset, uses_real_weights,
+                           gate_record):
+    """All tiles, no reference run: an output that fits another tile's mask far better than its own sits under
+    the wrong name (swapped files, outputs matched by position) - the pooled error rate barely moves for a few
+    such tiles. Needs a model that segments; with stand-in weights (live) nothing fits any mask, so not judged."""
+    from vnet_accept.results.criteria import placement_message
+
+    cid = f"om.tiles_in_place.bs{batch_size}"
+    description = f"no OM output at bs{batch_size} fits another tile's mask far better than its own"
+    batch = _results(npu_evidence, batch_size, gate_record, cid, description)
+    c = gate_record.criterion(cid, description, units="tiles misplaced", threshold="0", basis=str(batch.folder))
+    try:
+        batch.outputs(_labels(accuracy_dataset))
+        if om_inputs.status == "differ":  # outputs of other inputs fit no mask: that is om.inputs_match's verdict
+            raise DataError(om_inputs.describe())
+        report = accuracy_runs.postprocess(batch.folder, keep_predictions=True)
+    except DataError as exc:
+        c.measure(None, False, reason=str(exc).splitlines()[0])
+        pytest.fail(str(exc), pytrace=False)
+    misplaced = report.misplaced or ()
+    message = placement_message(misplaced)
+    c.measure(len(misplaced), not misplaced, reason=message.splitlines()[0],
+              misplaced=[m.line() for m in misplaced])
+    if not (uses_real_weights or npu_evidence.kind == "replay"):
+        c.skip("the OM was built from seeded stand-in weights, whose outputs fit no mask; pass --vnet-weights "
+               f"(measured {len(misplaced)} misplaced)")
+    c.assert_passed(message)
+
+
 # --- OM vs ONNX, tile by tile ----------------------------------------------------------------------------------------
 
 @pytest.mark.criterion("om.parity", "the OM's outputs equal ONNX Runtime's within the fp16 limits, tile by tile")

@@ -272,6 +272,34 @@ class AccuracyResult:
 
 # --- the streaming accumulator -----------------------------------------------------------------------------------
 
+#: A tile is a misplacement suspect when its error rate is above both of these (percent; times the median tile's
+#: rate - the median, because the misplaced tiles themselves inflate a pooled rate).
+MISPLACED_MIN_ERROR_PCT = 2.0
+MISPLACED_MEDIAN_FACTOR = 5.0
+#: ... and it is reported as holding another suspect's output when its prediction matches that tile's mask this
+#: many times better than its own. At most this many suspects (the worst) are cross-checked.
+MISPLACED_MATCH_FACTOR = 5.0
+MISPLACED_MAX_SUSPECTS = 64
+
+
+@dataclass(frozen=True)
+class MisplacedTile:
+    """A tile whose prediction matches another tile's mask far better than its own: its output file most likely
+    holds that tile's output (outputs swapped, or matched to tiles by position)."""
+
+    key: tuple[str, int]
+    own_error_pct: float
+    holds: tuple[str, int]
+    error_vs_holds_pct: float
+
+    def line(self) -> str:
+        uid, tile = self.key
+        other_uid, other_tile = self.holds
+        where = f"tile {other_tile}" if other_uid == uid else f"scan {other_uid}, tile {other_tile}"
+        return (f"scan {uid}, tile {tile} (error {self.own_error_pct:.2f} %) holds the output of {where} "
+                f"(error against that tile's mask {self.error_vs_holds_pct:.2f} %)")
+
+
 class AccuracyAccumulator:
     """Scores outputs as they arrive: ``add(uid, tile, output)`` (or ``add_batch``), then ``result()``.
 
@@ -373,6 +401,34 @@ class AccuracyAccumulator:
         if not tiles:
             raise KeyError(f"no tile of scan {uid} was scored")
         return merge_tiles(tiles, fill=0)
+
+    def misplaced_tiles(self) -> list[MisplacedTile]:
+        """Tiles whose kept prediction matches another suspect tile's mask far better than their own (thresholds
+        above). Needs ``keep_predictions`` and the masks still readable. A model that is wrong everywhere (random
+        weights) has no suspects: every tile is as far from every mask."""
+        if not self.keep_predictions:
+            raise ValueError("misplacement needs the predictions: create the accumulator with keep_predictions=True")
+        tiles = list(self._tiles.values())
+        if not tiles:
+            return []
+        median = float(np.median([100.0 * t.incorrect / t.voxels for t in tiles]))
+        limit = max(MISPLACED_MIN_ERROR_PCT, MISPLACED_MEDIAN_FACTOR * median)
+        suspects = sorted((t for t in tiles if 100.0 * t.incorrect / t.voxels > limit),
+                          key=lambda t: -t.incorrect / t.voxels)[:MISPLACED_MAX_SUSPECTS]
+        found = []
+        for t in suspects:
+            key = (t.uid, t.tile)
+            prediction = np.unpackbits(self._packed[key], count=t.voxels).reshape(TILE_SHAPE).astype(bool)
+            own = 100.0 * t.incorrect / t.voxels
+            for other in suspects:
+                if other is t:
+                    continue
+                mask = self.masks.tile(other.uid, other.tile)
+                versus = 100.0 * np.count_nonzero(prediction != mask) / t.voxels
+                if versus * MISPLACED_MATCH_FACTOR < own:
+                    found.append(MisplacedTile(key, own, (other.uid, other.tile), float(versus)))
+                    break
+        return found
 
     def result(self, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> AccuracyResult:
         """Pooled, per-volume (scans in the order their first tile arrived) and per-tile results."""

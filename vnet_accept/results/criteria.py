@@ -48,3 +48,16 @@ def failure_line(cid, report, reference) -> str:
     r = report.result
     return (f"{cid}: error {r.error_rate_pct:.4f} % vs {reference.published_error_pct} %: "
             f"|Δ| {abs(report.views['abs_diff_pp']):.4f} pp > {reference.tolerance_pp} pp; {r.port_line()}")
+
+
+def placement_message(misplaced) -> str:
+    """The verdict line of ``*.tiles_in_place`` (first line: verdict and cause), then one line per tile."""
+    if not misplaced:
+        return ("PASS no output fits another tile's mask better than its own (tiles with error above "
+                "max(2 %, 5 × the median tile's) cross-checked against each other's masks)")
+    lines = [f"FAIL {len(misplaced)} output(s) hold another tile's output - outputs swapped between tiles, or "
+             "matched to tiles by position: check how result files are named and matched to the manifest"]
+    lines += [f"  {m.line()}" for m in misplaced[:8]]
+    if len(misplaced) > 8:
+        lines.append(f"  … and {len(misplaced) - 8} more")
+    return "\n".join(lines)

@@ -40,6 +40,7 @@ from vnet_accept.metrics.accuracy import (
     DEFAULT_SEED,
     AccuracyAccumulator,
     AccuracyResult,
+    MisplacedTile,
     NonFiniteOutput,
 )
 from vnet_accept.metrics.masks import MaskSource
@@ -81,6 +82,8 @@ class PostprocessReport:
     mask_reads: dict[str, int]
     run_records: list[dict[str, Any]] = field(default_factory=list)
     accumulator: AccuracyAccumulator | None = field(default=None, repr=False)
+    #: Tiles whose output matches another tile's mask far better than their own (None: predictions not kept).
+    misplaced: tuple[MisplacedTile, ...] | None = None
 
     @property
     def uids_used(self) -> int:
@@ -185,6 +188,7 @@ def postprocess_results(results_dir: str | os.PathLike[str], *, luna16_root: str
     try:
         folder = locate_results(results_dir, layout)
         accumulator, skipped = _score(folder, plan, order, masks, manifest, uids, keep_predictions)
+        misplaced = tuple(accumulator.misplaced_tiles()) if keep_predictions else None
     finally:
         masks.close()
     result = accumulator.result(resamples=resamples, seed=seed)
@@ -193,7 +197,7 @@ def postprocess_results(results_dir: str | os.PathLike[str], *, luna16_root: str
              else "the port's numbering rebuilt from the masks (i over UID order x tile order, empty tiles skipped)")
     return PostprocessReport(folder, result, reference, uid_source, listed, index, skipped,
                              time.perf_counter() - start, dict(masks.reads), _read_records(folder),
-                             accumulator if keep_predictions else None)
+                             accumulator if keep_predictions else None, misplaced)
 
 
 def report_from_stream(accumulator: AccuracyAccumulator, masks: MaskSource, manifest: Manifest,
@@ -212,7 +216,8 @@ def report_from_stream(accumulator: AccuracyAccumulator, masks: MaskSource, mani
     uid_source, listed = _uid_source(manifest, None)
     return PostprocessReport(None, accumulator.result(resamples=resamples, seed=seed), reference, uid_source, listed,
                              f"(UID, tile) keys of {manifest.directory / 'manifest.json'}, streamed",
-                             len(manifest.skipped), seconds, dict(masks.reads), [], accumulator)
+                             len(manifest.skipped), seconds, dict(masks.reads), [], accumulator,
+                             tuple(accumulator.misplaced_tiles()) if accumulator.keep_predictions else None)
 
 
 def _score(folder: ResultFolder, plan: dict[str, list[PlannedTile]] | None, order: list[str], masks: MaskSource,

@@ -14,6 +14,7 @@ export.batch_invariant         :func:`vnet_accept.export.invariance.batch_invari
 parity.onnxrt_vs_torch         :func:`vnet_accept.compare.compare.compare_outputs`
 accuracy.results_valid         :func:`vnet_accept.results.postprocess.postprocess_results`
 accuracy.error_rate            the same report's pooled error rate against :data:`MAX_ERROR_PCT`
+accuracy.tiles_in_place        the same report's misplaced tiles (outputs under another tile's name)
 results.match_reference        :func:`vnet_accept.compare.per_tile.compare_per_tile`
 perf.throughput                :func:`vnet_accept.perf.card_basis.judge_card_throughput`
 ============================== ====================================================================
@@ -127,10 +128,11 @@ def judge_parity(onnx: Path, model: Any, tile_input: np.ndarray, bn_mode: str, a
 
 
 def judge_results(results: Path, manifest: Any, dataset_root: Path, uid_file: Path, layout: str | None = None,
-                  max_error_pct: float = MAX_ERROR_PCT) -> tuple[Judgement, Judgement]:
+                  max_error_pct: float = MAX_ERROR_PCT) -> tuple[Judgement, Judgement, Judgement]:
     """Post-process ``results`` against the held-out masks: ``accuracy.results_valid`` (the folder can be judged:
-    layout, output index, sizes, NaN/Inf, missing tiles) and ``accuracy.error_rate`` (pooled error rate <=
-    ``max_error_pct``; not judged when the folder cannot be)."""
+    layout, output index, sizes, NaN/Inf, missing tiles), ``accuracy.error_rate`` (pooled error rate <=
+    ``max_error_pct``) and ``accuracy.tiles_in_place`` (no output fits another tile's mask far better than its
+    own); the last two are not judged when the folder cannot be."""
     from vnet_accept.data.uids import read_uid_file
     from vnet_accept.errors import DataError
     from vnet_accept.reference import AccuracyReference
@@ -139,12 +141,13 @@ def judge_results(results: Path, manifest: Any, dataset_root: Path, uid_file: Pa
     try:
         report = postprocess_results(results, luna16_root=dataset_root, manifest=manifest,
                                      uids=read_uid_file(uid_file), layout=layout,
-                                     reference=AccuracyReference(), resamples=50)
+                                     reference=AccuracyReference(), resamples=50, keep_predictions=True)
     except DataError as exc:
         text = str(exc)
         valid = Judgement("accuracy.results_valid", False, f"FAIL {text}", None,
                           {"kinds": sorted(getattr(exc, "kinds", lambda: set())())})
-        return valid, Judgement("accuracy.error_rate", False, "NOT JUDGED: the results cannot be post-processed")
+        return (valid, Judgement("accuracy.error_rate", False, "NOT JUDGED: the results cannot be post-processed"),
+                Judgement("accuracy.tiles_in_place", False, "NOT JUDGED: the results cannot be post-processed"))
     r = report.result
     valid = Judgement("accuracy.results_valid", True, f"PASS {report.folder.describe()}; {r.port_line()}", r.tiles)
     ok = r.error_rate_pct <= max_error_pct
@@ -154,7 +157,14 @@ def judge_results(results: Path, manifest: Any, dataset_root: Path, uid_file: Pa
                       f"{'<=' if ok else '>'} {max_error_pct} % (self-test threshold); {r.port_line()}; "
                       f"per volume {per_volume}; Dice {r.dice:.4f}", r.error_rate_pct,
                       {"incorrect": r.incorrect, "total": r.total, "dice": r.dice})
-    return valid, error
+    return valid, error, judge_placement(report.misplaced)
+
+
+def judge_placement(misplaced: Any) -> Judgement:
+    """``accuracy.tiles_in_place`` from a report's misplaced tiles (:meth:`AccuracyAccumulator.misplaced_tiles`)."""
+    from vnet_accept.results.criteria import placement_message
+
+    return Judgement("accuracy.tiles_in_place", not misplaced, placement_message(misplaced), len(misplaced))
 
 
 def judge_per_tile(results: Path, manifest: Any, reference: dict, reference_name: str,

@@ -12,7 +12,9 @@ Which criterion catches what, and why that one:
 == ========================================= ================================================================
 1  two tiles' outputs swapped on disk        results.match_reference: each output against the reference run for
                                              the *same (UID, tile)*; the swap is named. Pooled accuracy would
-                                             only move by a few tiles' worth of voxels.
+                                             only move by a few tiles' worth of voxels. And the gate's
+                                             accuracy.tiles_in_place: each swapped output fits the other tile's
+                                             mask far better than its own (no reference run needed).
 2  output index off by one (both ways)       accuracy.results_valid: the layout (ais_bench summary beside the
                                              folder / dumpOutput_device<id>) fixes the index, every file is named
 3  wrong input scaling                       data.inputs_match_manifest (recomputed tiles; the constants implied
@@ -314,6 +316,8 @@ def plant_mixed_prefix(chain: CleanChain, work: Path) -> list[Judgement]:
 CATALOGUE: tuple[Defect, ...] = (
     Defect("1", "swapped_outputs", "two tiles' outputs swapped on disk",
            {"results.match_reference": ("outputs swapped between tiles", f"holds the output of tile {SWAPPED_TILES[1]}",
+                                        f"holds the output of tile {SWAPPED_TILES[0]}"),
+            "accuracy.tiles_in_place": ("outputs swapped between tiles", f"holds the output of tile {SWAPPED_TILES[1]}",
                                         f"holds the output of tile {SWAPPED_TILES[0]}")}, plant_swapped_outputs),
     Defect("2a", "output_index_1_for_0", "_1 files where ais_bench's _0 are expected",
            {"accuracy.results_valid": ("output_index", "_1.bin", "where ais_bench writes")}, plant_index_1_for_0),
@@ -360,7 +364,7 @@ def judge_clean(chain: CleanChain, work: Path) -> list[Judgement]:
     legacy.mkdir(parents=True)
     for path in sorted(chain.results_folder.glob("*_0.bin")):
         shutil.copyfile(path, legacy / (path.name[:-len("_0.bin")] + "_1.bin"))
-    legacy_valid, _ = judge_results(legacy.parent, chain.manifest, chain.dataset_root, chain.uid_file)
+    legacy_valid, *_ = judge_results(legacy.parent, chain.manifest, chain.dataset_root, chain.uid_file)
     return [
         judge_checkpoint(chain.checkpoint),
         judge_inputs(chain.manifest, chain.dataset_root),
