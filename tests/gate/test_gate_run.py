@@ -104,20 +104,36 @@ def test_interrupted_run_never_replaces_a_complete_report(gate_cli, report_dir, 
     assert "**INCOMPLETE — not a gate result.**" in (partial / "gate-report.md").read_text()
 
 
-def test_crash_while_rendering_keeps_the_previous_report(gate_cli, report_dir, gate_workdir, monkeypatch, no_figures):
-    assert gate_cli()[0] == 0
-    before = {p.name: p.read_bytes() for p in report_dir.iterdir()}
-
+def test_crash_while_drawing_keeps_the_verdicts(gate_cli, report_dir, gate_workdir, monkeypatch, no_figures):
+    """A renderer bug costs the figures, never the verdicts: the report is published with the failure named."""
     def crash(report, directory):
         (directory / "half-drawn.png").write_bytes(b"\x89PNG")
         raise RuntimeError("renderer bug")
 
     monkeypatch.setattr("vnet_accept.report.figures.render_figures", crash)
-    code, _, err = gate_cli()
-    assert code == 2 and "rendering the report failed (RuntimeError: renderer bug)" in err
+    code, out, err = gate_cli()
+    assert code == 0 and "could not be rendered (RuntimeError: renderer bug)" in err
+    report = _report(report_dir)
+    assert report["complete"] is True and {e["error"] for e in report["render_errors"]} == {
+        "RuntimeError: renderer bug"}
+    assert "renderer bug" in (report_dir / "gate-report.md").read_text()
+
+
+def test_a_report_folder_that_cannot_be_written_keeps_the_previous_one(gate_cli, report_dir, gate_workdir,
+                                                                          monkeypatch, no_figures):
+    assert gate_cli()[0] == 0
+    before = {p.name: p.read_bytes() for p in report_dir.iterdir()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("vnet_accept.report.publish.format_modelzoo_level", disk_full)
+    code, out, err = gate_cli()
+    assert code == 2 and "writing the report failed (OSError: [Errno 28] No space left on device)" in err
+    assert "vnet-accept gate: PASS" in out  # the verdict is still said
     assert {p.name: p.read_bytes() for p in report_dir.iterdir()} == before
     partial = gate_workdir / "gate-report.incomplete"
-    assert (partial / "INCOMPLETE").exists() and "renderer bug" in (partial / "render-error.txt").read_text()
+    assert (partial / "INCOMPLETE").exists() and "No space left" in (partial / "render-error.txt").read_text()
 
 
 def test_collection_error_and_stop_at_first_failure(gate_cli, gate_workdir, report_dir, no_figures):

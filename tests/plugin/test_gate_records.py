@@ -304,3 +304,33 @@ def test_under_xdist_the_controller_writes_every_criterion_exactly_once(gate_pyt
     assert _by_id(report)["demo.pass"]["measured"] == 0.0625
     assert report["summary"]["counts"] == {"pass": 6, "fail": 2, "skip": 2, "error": 1}
     assert list(out.iterdir()) == [out / REPORT_JSON]  # no worker files, no temp leftovers
+
+
+MISSHAPEN = '''
+def test_per_volume_as_a_mapping(gate_record):
+    c = gate_record.criterion("accuracy.error_rate.selftest_model", "per_volume in the wrong shape", units="%")
+    c.measure(0.42, True, subject="selftest", per_volume={"1.2.3": 0.42})
+
+
+def test_without_subject(gate_record):
+    c = gate_record.criterion("accuracy.error_rate.onnxrt", "whose model?", units="%")
+    c.measure(0.42, True, per_volume=[{"uid": "1.2.3", "incorrect": 1, "total": 10, "error_rate_pct": 10.0}])
+
+
+def test_throughput_as_text(gate_record):
+    gate_record.criterion("perf.throughput.bs1", "fps as text").measure(24.4, True, card_fps="24.4 fps")
+'''
+
+
+def test_details_the_report_cannot_read_fail_the_test_that_records_them(gate_pytester, run_inner):
+    """Issue 14: a criterion recording ``per_volume`` as a mapping broke the report at the very end of the gate;
+    the contract is checked when the criterion is recorded, so the check that breaks it is the one that errors."""
+    gate_pytester.makepyfile(test_misshapen=MISSHAPEN)
+    out = gate_pytester.path / "gate-out"
+    result = run_inner("--gate-report", str(out))
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["*accuracy.error_rate.selftest_model: details.per_volume is a dict; the contract is "
+                                 "a list of*", "*details.subject is None*", "*details.card_fps is '24.4 fps'*"])
+    verdicts = {c["id"]: (c["verdict"], c["reason"]) for c in _report(out)["criteria"]}
+    assert all(v == "error" and r.startswith("the check recorded details the report cannot read")
+               for v, r in verdicts.values()), verdicts

@@ -49,14 +49,29 @@ def test_crash_mid_render_leaves_previous_report(build, tmp_path, monkeypatch, n
     before = {p.name: p.read_bytes() for p in target.iterdir()}
 
     def crash(*args, **kwargs):
-        raise RuntimeError("disk on fire")
+        raise OSError(28, "disk on fire")
 
-    monkeypatch.setattr(publish, "render_markdown", crash)  # after modelzoo_level.txt is written
-    with pytest.raises(RuntimeError, match="disk on fire"):
+    monkeypatch.setattr(publish, "atomic_write_json", crash)  # the last write: everything else is staged
+    with pytest.raises(OSError, match="disk on fire"):
         rerender(target)
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
     (staging,) = tmp_path.glob(".gate-report.staging-*")
     assert (staging / "modelzoo_level.txt").exists() and "INCOMPLETE" in (staging / INCOMPLETE).read_text()
+
+
+def test_a_markdown_renderer_bug_still_writes_the_verdicts(build, tmp_path, monkeypatch, no_figures):
+    target = tmp_path / "gate-report"
+    _write_report(target, build.report_of(build.functional(), complete=True))
+
+    def crash(*args, **kwargs):
+        raise KeyError("views")
+
+    monkeypatch.setattr(publish, "render_markdown", crash)
+    rerender(target)
+    md = (target / "gate-report.md").read_text()
+    assert "could not be rendered (KeyError: 'views')" in md and "`PASS  export.contract" in md
+    assert json.loads((target / "gate-report.json").read_text())["render_errors"] == [
+        {"file": "gate-report.md", "error": "KeyError: 'views'"}]
 
 
 def test_incomplete_run_kept_beside_the_report(build, tmp_path):

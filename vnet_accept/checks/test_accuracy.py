@@ -22,7 +22,7 @@ import pytest
 from vnet_accept.compare.compare import label_flips
 from vnet_accept.metrics.accuracy import parse_port_line
 from vnet_accept.plugin.accuracy_fixtures import INVARIANCE_BATCH, source_name
-from vnet_accept.results.criteria import failure_line, measure_error_rate, not_judged_reason
+from vnet_accept.results.criteria import error_rate_details, failure_line, measure_error_rate, not_judged_reason
 
 pytestmark = pytest.mark.accuracy
 
@@ -214,7 +214,8 @@ def test_trained_model_error_rate(accuracy_dataset, accuracy_backend, accuracy_r
     runs = AccuracyRuns(accuracy_dataset, accuracy_backend, gate_options.infer_batch_size, SELFTEST_BN_MODE,
                         make_runner, tmp_path_factory.mktemp("accuracy-selftest-model"), accuracy_reference)
     run = runs.chain()
-    r = runs.chain_report().result
+    report = runs.chain_report()
+    r = report.result
     ok = r.error_rate_pct <= MAX_ERROR_PCT
     c = gate_record.criterion("accuracy.error_rate.selftest_model", "pooled voxel error rate of the self-test's "
                               "trained narrow VNet over the synthetic test split, through the accuracy chain",
@@ -222,6 +223,6 @@ def test_trained_model_error_rate(accuracy_dataset, accuracy_backend, accuracy_r
                               basis=f"{run.basis}, bs{run.batch_size}, fp32, bn_mode={SELFTEST_BN_MODE}, "
                               f"{accuracy_dataset.describe()}")
     c.artifact("checkpoint", selftest_chain.checkpoint)
-    c.measure(r.error_rate_pct, ok, reason=f"{r.port_line()}; Dice {r.dice:.4f}", incorrect=r.incorrect,
-              total=r.total, per_volume={v.uid: v.error_rate_pct for v in r.per_volume})
+    c.measure(r.error_rate_pct, ok, reason=f"{r.port_line()}; Dice {r.dice:.4f}",
+              **error_rate_details(report, subject="selftest"))
     c.assert_passed(f"error rate {r.error_rate_pct:.4f} % > {MAX_ERROR_PCT} %: {r.port_line()}")

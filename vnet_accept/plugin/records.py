@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from vnet_accept.io_utils import sha256_file
-from vnet_accept.report.record import Criterion, build_report, provenance, summarise, write_report
+from vnet_accept.report.record import (
+    Criterion,
+    build_report,
+    detail_problems,
+    provenance,
+    summarise,
+    write_report,
+)
 
 PROPERTY = "vnet_accept_criterion"
 records_key = pytest.StashKey[list]()  # per item: Criterion objects not yet shipped
@@ -44,6 +51,10 @@ class CriterionHandle:
         if basis is not None:
             c.basis = basis
         c.details.update(details)
+        problems = detail_problems(c.id, c.details)
+        if problems:  # a shape the report cannot read fails here, in the test that records it, not in the report
+            c.verdict, c.reason = "error", f"the check recorded details the report cannot read: {problems[0]}"
+            raise TypeError(f"{c.id}: {'; '.join(problems)}")
         c.recorded_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         return self
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from vnet_accept.io_utils import atomic_write_bytes
+from vnet_accept.report.record import accuracy_subject
 
 FIGURES = ("per_volume_error", "worst_volume", "fps_per_batch", "parity_margins")
 COLORS = {"pass": "#2e7d32", "fail": "#c62828", "error": "#6a1b9a", "skip": "#9e9e9e"}
@@ -48,34 +49,54 @@ def _segments(cid: str) -> list[str]:
     return cid.split("[", 1)[0].split(".")
 
 
+def _om_batch(source: str) -> int | None:
+    m = re.fullmatch(r"om_bs(\d+)", source)
+    return int(m.group(1)) if m else None
+
+
 def primary_accuracy(criteria: Sequence[Mapping[str, Any]], need: str) -> Mapping[str, Any] | None:
-    """The accuracy criterion a picture shows: the first OM source that has ``details[need]``, else any."""
+    """The accuracy criterion a picture shows, chosen by meaning: the port under test only (never the self-test's
+    own model, ``details.subject``), its OM results when there are any (smallest batch size first), else the
+    accuracy chain of this run; among those, only criteria that recorded ``details[need]``."""
     candidates = [c for c in criteria if _segments(c["id"])[:2] == ["accuracy", "error_rate"]
-                  and (c.get("details") or {}).get(need)]
-    candidates.sort(key=lambda c: (not ".".join(_segments(c["id"])[2:]).startswith("om"), c["id"]))
-    return candidates[0] if candidates else None
+                  and accuracy_subject(c) == "port" and (c.get("details") or {}).get(need)]
+
+    def rank(c: Mapping[str, Any]) -> tuple[int, int, str]:
+        source = ".".join(_segments(c["id"])[2:])
+        bs = _om_batch(source)
+        return (0, bs, source) if bs is not None else (1, 0, source)
+
+    return min(candidates, key=rank, default=None)
 
 
 def per_volume_error(report: Mapping[str, Any], path: Path) -> str | None:
     c = primary_accuracy(report.get("criteria", []), "per_volume")
     if c is None:
-        return "no accuracy criterion with per-volume results in this run"
+        return "no accuracy criterion of the port with per-volume results in this run"
     volumes = [v for v in c["details"]["per_volume"] if isinstance(v.get("error_rate_pct"), (int, float))]
     if not volumes:
         return f"{c['id']} lists no per-volume error rates"
     volumes.sort(key=lambda v: v["error_rate_pct"], reverse=True)
     rates = [v["error_rate_pct"] for v in volumes]
     settings = report.get("settings") or {}
-    fig = _figure(6.4, 3.0)
+    judged = c.get("verdict") in ("pass", "fail")
+    fig = _figure(6.4, 3.4)
     ax = fig.add_subplot()
-    ax.bar(range(len(rates)), rates, width=0.85, color="#5c6bc0", linewidth=0)  # neutral: the rule is pooled
+    # Neutral bars (the rule is on the pooled rate); hatched and grey when the rate was not judged.
+    ax.bar(range(len(rates)), rates, width=0.85, linewidth=0, color="#5c6bc0" if judged else "#bdbdbd",
+           hatch=None if judged else "//", edgecolor="white")
     if isinstance(c.get("measured"), (int, float)):
         ax.axhline(c["measured"], color="black", lw=1, label=f"pooled {c['measured']:.4f} %")
     if settings.get("reference_error") is not None:
-        ax.axhline(float(settings["reference_error"]), color="#1565c0", lw=1, ls="--",
-                   label=f"published {float(settings['reference_error']):g} %")
+        ref = float(settings["reference_error"])
+        ax.axhline(ref, color="#1565c0", lw=1.5, ls="--", label=f"published {ref:g} %", zorder=3)
+        ax.set_ylim(0, max(max(rates), ref) * 1.12)
     source = ".".join(_segments(c["id"])[2:])
     ax.set_title(f"{source}: error rate per volume ({len(rates)} volumes, sorted)", fontsize=10)
+    if not judged:
+        why = (c.get("reason") or "not judged").split(";")[0].split(" (measured")[0]
+        ax.text(0.5, 0.5, "NOT JUDGED\n" + "\n".join(_wrap(why, 60)), transform=ax.transAxes, ha="center",
+                va="center", fontsize=8, color="#424242", bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
     ax.set_ylabel("error rate (%)")
     ax.set_xlabel("volume (worst first)" + (f"; worst …{volumes[0].get('uid', '')[-8:]}" if volumes[0].get("uid")
                                             else ""))
@@ -84,10 +105,16 @@ def per_volume_error(report: Mapping[str, Any], path: Path) -> str | None:
         ax.set_xticks(range(len(rates)), [f"…{v.get('uid', '?')[-6:]}" for v in volumes], fontsize=7, rotation=30)
     else:
         ax.set_xticks([])
-    ax.legend(fontsize=8, framealpha=0.9, loc="best")
+    fig.legend(fontsize=8, frameon=False, loc="outside lower center", ncol=2)  # outside: never over a line
     ax.grid(axis="y", alpha=0.3)
     _save(fig, path)
     return None
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width)[:3]
 
 
 def _resolve(npz: str, report_dir: Path, cid: str) -> Path | None:
@@ -272,10 +299,19 @@ RENDERERS: dict[str, Callable[[Mapping[str, Any], Path], str | None]] = {
 
 
 def render_figures(report: Mapping[str, Any], directory: Path) -> dict[str, dict[str, str]]:
-    """Draw every figure the report's data allows into ``directory``; name -> ``{"file"}`` or ``{"reason"}``."""
+    """Draw every figure the report's data allows into ``directory``; name -> ``{"file"}`` or ``{"reason"}``.
+
+    A figure that cannot be drawn (a bug, odd data) costs only itself: its entry says why, with ``"error"`` set,
+    and the other figures are still drawn - a picture never takes the verdicts down with it."""
     out: dict[str, dict[str, str]] = {}
     for name, draw in RENDERERS.items():
-        file = f"{name}.png"
-        reason = draw(report, Path(directory) / file)
-        out[name] = {"reason": reason} if reason else {"file": file}
+        file = Path(directory) / f"{name}.png"
+        try:
+            reason = draw(report, file)
+        except Exception as exc:  # noqa: BLE001 - one figure's failure is reported, not raised
+            file.unlink(missing_ok=True)
+            error = f"{type(exc).__name__}: {exc}"
+            out[name] = {"reason": f"drawing it failed ({error}); the verdicts are unaffected", "error": error}
+            continue
+        out[name] = {"reason": reason} if reason else {"file": file.name}
     return out

@@ -524,16 +524,21 @@ def run_gate(ns: argparse.Namespace, argv: Sequence[str] | None = None,
     copy_evidence(report, staging.path)
     report = relocate(report, staging.path, final)
     try:
-        render_report(report, staging.path)
-    except Exception as exc:  # a rendering bug: keep the evidence, marked, and say where
+        render_report(report, staging.path)  # a figure or the Markdown failing is named inside, not raised
+    except Exception as exc:  # the folder itself could not be written: keep the evidence, marked, and say where
         (staging.path / "render-error.txt").write_text(traceback.format_exc())
-        where = staging.keep_incomplete(f"rendering the report failed ({type(exc).__name__}: {exc})")
-        print(f"vnet-accept gate: rendering the report failed ({type(exc).__name__}: {exc}); the previous report "
+        where = staging.keep_incomplete(f"writing the report failed ({type(exc).__name__}: {exc})")
+        print(f"vnet-accept gate: writing the report failed ({type(exc).__name__}: {exc}); the previous report "
               f"at {target} is untouched, this run's is at {where} (traceback in render-error.txt)", file=sys.stderr)
-        return 2
+        for line in verdict_block(report, outcome, None):
+            print(line, file=out)
+        return outcome.exit_code if outcome.exit_code == 1 else 2  # a failure stays a failure
     where = staging.publish() if outcome.complete else staging.keep_incomplete(outcome.explanation)
     for line in verdict_block(report, outcome, where):
         print(line, file=out)
+    for problem in report.get("render_errors") or []:
+        print(f"vnet-accept gate: {problem['file']} could not be rendered ({problem['error']}); the verdicts are "
+              "unaffected (named in the report)", file=sys.stderr)
     if not outcome.complete:
         previous = f"the previous report at {target} is untouched" if target.exists() else f"no report at {target}"
         print(f"vnet-accept gate: the run did not finish; its partial report is at {where} (marked INCOMPLETE); "

@@ -442,6 +442,10 @@ def header_section(report: Mapping[str, Any], statuses: Sequence[Status]) -> lis
         lines += ["", "Why it failed:", ""]
         lines += [f"- `{c['id']}` ({c['verdict']}): {short_value(c.get('measured'))} {c.get('units') or ''}; "
                   f"threshold {c.get('threshold') or DASH} — {c.get('reason') or 'no reason recorded'}" for c in bad]
+    render_errors = report.get("render_errors") or []
+    if render_errors:
+        lines += ["", "Not rendered (the verdicts above are unaffected; `vnet-accept report DIR` tries again):", ""]
+        lines += [f"- `{e.get('file')}`: {e.get('error')}" for e in render_errors]
     failed = gate.get("failed_tests") or []
     if failed:
         lines += ["", "Tests that failed without recording a criterion:", ""]

@@ -46,15 +46,26 @@ def absent_families(report: Mapping[str, Any]) -> list[str]:
 
 def render_report(report: dict[str, Any], directory: str | os.PathLike[str]) -> list[str]:
     """Write ``gate-report.md``, ``modelzoo_level.txt`` and the PNGs into ``directory`` from ``report`` (the
-    JSON's contents), add the derived sections (``modelzoo``, ``not_judged``, ``figures``, ``files``) to the
-    JSON and rewrite it. Returns the file names written. The caller owns atomicity (see :class:`Staging`)."""
-    from vnet_accept.report.figures import render_figures
+    JSON's contents), add the derived sections (``modelzoo``, ``not_judged``, ``figures``, ``files``,
+    ``render_errors``) to the JSON and rewrite it. Returns the file names written. The caller owns atomicity
+    (see :class:`Staging`).
+
+    Rendering never loses the verdicts: a figure that cannot be drawn is named in ``figures`` and
+    ``render_errors``; a Markdown renderer failure writes a plain list of the verdicts instead, naming the error."""
+    from vnet_accept.report import figures as figures_module
 
     directory = Path(directory)
     criteria = report.get("criteria", [])
     statuses = modelzoo_statuses(criteria)
     groups = not_judged(criteria)
-    figures = render_figures(report, directory)
+    errors: list[dict[str, str]] = []
+    try:
+        figures = figures_module.render_figures(report, directory)
+    except Exception as exc:  # noqa: BLE001 - no picture is worth a verdict
+        error = f"{type(exc).__name__}: {exc}"
+        figures = {name: {"reason": f"the figures could not be drawn ({error})", "error": error}
+                   for name in figures_module.FIGURES}
+    errors += [{"file": f"{name}.png", "error": f["error"]} for name, f in figures.items() if f.get("error")]
     report["modelzoo"] = [s.to_dict() for s in statuses]
     report["not_judged"] = [g.to_dict() for g in groups]
     report["figures"] = figures
@@ -63,11 +74,30 @@ def render_report(report: dict[str, Any], directory: str | os.PathLike[str]) -> 
         names.append(JUNIT_XML)
     names += [f for f in (report.get("files") or []) if f not in names and (directory / f).is_file()]
     report["files"] = names
+    report["render_errors"] = errors  # the same list: a Markdown failure below is added to it
     atomic_write_text(directory / MODELZOO_FILE, format_modelzoo_level(statuses))
-    atomic_write_text(directory / REPORT_MD, render_markdown(report, statuses, groups, figures,
-                                                             absent_families(report)))
+    try:
+        markdown = render_markdown(report, statuses, groups, figures, absent_families(report))
+    except Exception as exc:  # noqa: BLE001 - the verdicts go out in a plainer form
+        error = f"{type(exc).__name__}: {exc}"
+        errors.append({"file": REPORT_MD, "error": error})
+        markdown = fallback_markdown(report, error)
+    atomic_write_text(directory / REPORT_MD, markdown)
     atomic_write_json(directory / REPORT_JSON, report)
     return names
+
+
+def fallback_markdown(report: Mapping[str, Any], error: str) -> str:
+    """The verdicts as a plain list, when the full Markdown could not be rendered."""
+    from vnet_accept.report.record import Criterion
+
+    summary = report.get("summary") or {}
+    lines = ["# VNet PyTorch → ONNX → Ascend OM: vnet-accept gate report", "",
+             f"> The full report could not be rendered ({error}); this is the plain list of verdicts. "
+             "`gate-report.json` holds everything; `vnet-accept report DIR` renders it again.", "",
+             f"**Verdict: {str(summary.get('overall', 'no verdict')).upper()}**", ""]
+    lines += [f"- `{Criterion.from_dict(c).headline()}`" for c in report.get("criteria", [])]
+    return "\n".join(lines) + "\n"
 
 
 # --- staging and the swap -------------------------------------------------------------------------------------

@@ -8,10 +8,11 @@ the records (from xdist workers too) and writes ``gate-report.json`` once, at se
 Criterion ids are dotted, family first; the report's tables and pictures read these families' ``details``:
 
 * ``parity.*``, ``batch_invariance.*``: ``details["comparison"]`` = ``CompareResult.to_dict()``.
-* ``accuracy.error_rate.<source>`` (source: onnxrt, torch-cpu, om_bs1, om_bs16, …): ``measured`` = pooled
-  error rate in percent; details ``incorrect``, ``total``, ``tiles``, ``volumes``, ``uids_listed``,
-  ``uids_used``, ``views`` (``AccuracyReference.views``), ``ci95_pct`` ([low, high], bootstrap over volumes),
-  ``per_volume`` (list of ``{uid, incorrect, total, error_rate_pct, dice, iou}``), and optionally
+* ``accuracy.error_rate.<source>`` (source: onnxrt, torch-cpu, om_bs1, om_bs16, …, selftest_model): ``measured``
+  = pooled error rate in percent; details ``subject`` (``"port"``: the port under test; ``"selftest"``: the
+  self-test's own model, never shown as the port's), ``incorrect``, ``total``, ``tiles``, ``volumes``,
+  ``uids_listed``, ``uids_used``, ``views`` (``AccuracyReference.views``), ``ci95_pct`` ([low, high], bootstrap
+  over volumes), ``per_volume`` (list of ``{uid, incorrect, total, error_rate_pct, dice, iou}``), and optionally
   ``worst_volume`` = ``{uid, error_rate_pct, npz}`` where ``npz`` holds ``ct`` (128,160,160) int16 HU,
   ``mask`` and ``prediction`` (128,160,160) uint8.
 * ``perf.throughput.bs<N>``: ``measured`` = card fps; details ``batch_size``, ``chip_fps``, ``card_fps``,
@@ -73,6 +74,85 @@ class Criterion:
         shown = f"{value} {self.units}".strip() if self.measured is not None else "not measured"
         limit = f" (threshold {self.threshold})" if self.threshold else ""
         return f"{self.verdict.upper():5} {self.id}: {shown}{limit}" + (f" — {self.reason}" if self.reason else "")
+
+
+# --- the details contract, checked when a criterion is recorded -------------------------------------------------
+SUBJECTS = ("port", "selftest")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_per_volume(value: Any) -> str | None:
+    if not isinstance(value, (list, tuple)):
+        return (f"details.per_volume is a {type(value).__name__}; the contract is a list of "
+                "{uid, incorrect, total, error_rate_pct, dice, iou} records (VolumeResult.to_dict())")
+    for i, row in enumerate(value):
+        if not isinstance(row, dict) or not isinstance(row.get("uid"), str) or not _is_number(
+                row.get("error_rate_pct")) or not all(isinstance(row.get(k), int) for k in ("incorrect", "total")):
+            return (f"details.per_volume[{i}] is {row!r:.120}; each record needs uid (str), incorrect and total "
+                    "(int) and error_rate_pct (number)")
+    return None
+
+
+def _check_accuracy(details: dict[str, Any]) -> list[str]:
+    problems = []
+    if ("subject" in details or "per_volume" in details) and details.get("subject") not in SUBJECTS:
+        problems.append(f"details.subject is {details.get('subject')!r}; say whose model the figures are of: "
+                        f"one of {', '.join(SUBJECTS)}")
+    if "per_volume" in details:
+        problems.append(_check_per_volume(details["per_volume"]))
+    worst = details.get("worst_volume")
+    if worst is not None and not (isinstance(worst, dict) and isinstance(worst.get("uid"), str)
+                                  and _is_number(worst.get("error_rate_pct"))):
+        problems.append(f"details.worst_volume is {worst!r:.120}; the contract is {{uid, error_rate_pct, npz}}")
+    for key in ("incorrect", "total", "tiles", "volumes"):
+        if key in details and not isinstance(details[key], int):
+            problems.append(f"details.{key} is {details[key]!r}; an int count")
+    return [p for p in problems if p]
+
+
+def _check_comparison(details: dict[str, Any]) -> list[str]:
+    comparison = details.get("comparison")
+    if comparison is None:
+        return []
+    if not isinstance(comparison, dict) or not _is_number(comparison.get("max_abs")):
+        return [f"details.comparison is {comparison!r:.120}; the contract is CompareResult.to_dict()"]
+    return []
+
+
+def _check_throughput(details: dict[str, Any]) -> list[str]:
+    return [f"details.{key} is {details[key]!r}; a number (fps or ratio) or null" for key in
+            ("chip_fps", "card_fps", "t4_fps", "ratio") if details.get(key) is not None and not _is_number(details[key])]
+
+
+#: Which families' details the report reads, and their checks (see the module docstring).
+DETAIL_CHECKS = {
+    ("accuracy", "error_rate"): _check_accuracy,
+    ("parity",): _check_comparison,
+    ("batch_invariance",): _check_comparison,
+    ("batch_dependence_detected",): _check_comparison,
+    ("perf", "throughput"): _check_throughput,
+}
+
+
+def accuracy_subject(c: dict[str, Any]) -> str:
+    """Whose model an ``accuracy.error_rate.*`` criterion measured: ``details.subject``; reports written before
+    the field existed are told apart by the id (the self-test's source is ``selftest_model``)."""
+    subject = (c.get("details") or {}).get("subject")
+    if subject in SUBJECTS:
+        return subject
+    return "selftest" if c["id"].split("[", 1)[0].split(".")[2:3] == ["selftest_model"] else "port"
+
+
+def detail_problems(cid: str, details: dict[str, Any]) -> list[str]:
+    """What in ``details`` breaks the contract the report's tables and figures read (empty: all fine)."""
+    segments = cid.split("[", 1)[0].split(".")
+    for prefix, check in DETAIL_CHECKS.items():
+        if tuple(segments[:len(prefix)]) == prefix:
+            return check(details)
+    return []
 
 
 def package_versions() -> dict[str, str]:

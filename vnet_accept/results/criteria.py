@@ -19,28 +19,39 @@ def not_judged_reason(uses_real_weights: bool, synthetic: bool) -> str | None:
     return None
 
 
+def error_rate_details(report, subject: str, worst_npz=None) -> dict:
+    """The details every ``accuracy.error_rate.<source>`` criterion records (the contract in
+    :mod:`vnet_accept.report.record`): one shape whoever measured it; ``subject`` says whose model it is
+    (``"port"`` or ``"selftest"``)."""
+    r = report.result
+    worst = r.worst_volume()
+    details = dict(subject=subject, incorrect=r.incorrect, total=r.total, tiles=r.tiles, volumes=r.volumes,
+                   uids_listed=report.uids_listed, uids_used=report.uids_used, views=report.views,
+                   ci95_pct=list(r.ci95_pct), per_volume=[v.to_dict() for v in r.per_volume],
+                   dice=r.dice, iou=r.iou, mean_volume_dice=r.mean_volume_dice, results=report.source,
+                   port_line=r.port_line())
+    if worst_npz is not None:
+        details["worst_volume"] = {"uid": worst.uid, "error_rate_pct": worst.error_rate_pct, "npz": str(worst_npz)}
+    return details
+
+
 def measure_error_rate(gate_record, cid, description, report, basis, reference, artifact_dir, luna16_root,
                        **extra):
-    """Record ``accuracy.error_rate.<source>`` with the details the report reads; returns the handle."""
+    """Record ``accuracy.error_rate.<source>`` of the port under test with the details the report reads;
+    returns the handle."""
     from vnet_accept.results.postprocess import save_volume_npz
 
     r = report.result
-    worst = r.worst_volume()
     npz = artifact_dir / f"{cid.replace('.', '_')}_worst_volume.npz"
-    save_volume_npz(npz, report, worst.uid, luna16_root)
+    save_volume_npz(npz, report, r.worst_volume().uid, luna16_root)
     c = gate_record.criterion(cid, description, units="%", threshold=threshold_text(reference), basis=basis)
     c.artifact("worst_volume", npz)
     lo, hi = r.ci95_pct
     views = report.views
     reason = (f"{r.port_line()}; 95 % CI {lo:.4f}–{hi:.4f} %; relative change {views['relative_change_pct']:+.1f} %, "
               f"point accuracy {views['point_accuracy_pct']:.4f} %")
-    c.measure(r.error_rate_pct, reference.passes(r.error_rate_pct), reason=reason, incorrect=r.incorrect,
-              total=r.total, tiles=r.tiles, volumes=r.volumes, uids_listed=report.uids_listed,
-              uids_used=report.uids_used, views=report.views, ci95_pct=list(r.ci95_pct),
-              per_volume=[v.to_dict() for v in r.per_volume],
-              worst_volume={"uid": worst.uid, "error_rate_pct": worst.error_rate_pct, "npz": str(npz)},
-              dice=r.dice, iou=r.iou, mean_volume_dice=r.mean_volume_dice, results=report.source,
-              port_line=r.port_line(), **extra)
+    c.measure(r.error_rate_pct, reference.passes(r.error_rate_pct), reason=reason,
+              **error_rate_details(report, "port", npz), **extra)
     return c
 
 
