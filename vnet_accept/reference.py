@@ -1,7 +1,8 @@
 """The reference numbers the gate judges against: one place, each with its source (SPEC §4, §6, §7).
 
-Everything here is configurable from the command line / ini (see ``vnet_accept.plugin.options``); these are the
-defaults, and the report always prints the values actually used.
+The limits the gate judges with are in :mod:`vnet_accept.tolerances`. Everything configurable from the command line
+/ ini (:mod:`vnet_accept.options`) takes its default from these two modules; the report always prints the values
+actually used.
 """
 
 from __future__ import annotations

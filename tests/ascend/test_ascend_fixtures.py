@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from vnet_accept.errors import UsageError
+from vnet_accept.options import OPTIONS
 from vnet_accept.plugin.ascend_fixtures import npu_settings_from, parse_path_list
-from vnet_accept.plugin.options import OPTIONS
 
 DEFAULTS = {opt.dest: opt.default for opt in OPTIONS}
 #: Inner sessions skip the unraisable-exception plugin: its gc.collect() passes over the torch-sized heap of this

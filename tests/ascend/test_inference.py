@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 from vnet_accept.ascend.inference import (
-    AIS_BENCH_OUTPUT_INDEX,
-    LEGACY_OUTPUT_INDEX,
     AisBenchRequest,
     LegacyRequest,
     ais_bench_command,
@@ -24,12 +22,13 @@ from vnet_accept.ascend.inference import (
     link_inputs,
     missing_outputs,
     output_path,
-    write_info_file,
 )
 from vnet_accept.ascend.process import run_tool, shell_join
 from vnet_accept.ascend.tools import find_ais_bench
+from vnet_accept.data.prepare import write_info_file
 from vnet_accept.errors import DataError
 from vnet_accept.perf.parsers import parse_perf_file, parse_perf_text
+from vnet_accept.results.layouts import AIS_BENCH_OUTPUT_INDEX, LEGACY_OUTPUT_INDEX
 
 PERF_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "perf"
 

@@ -10,17 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vnet_accept.ascend.judge import (
-    MERGED_AT_BS1,
-    OM_TOLERANCE,
-    bn_semantics,
-    judge_perf,
-    om_batch_invariance,
-    om_parity,
-    om_tolerance,
-)
+from vnet_accept.ascend.judge import MERGED_AT_BS1, bn_semantics, judge_perf, om_batch_invariance, om_parity
 from vnet_accept.perf.parsers import parse_perf_file
 from vnet_accept.perf.rules import reference_t4_thresholds
+from vnet_accept.tolerances import om_tolerance
 
 PERF = Path(__file__).resolve().parents[2] / "fixtures" / "perf"
 SHAPE = (4, 8, 8, 2)
@@ -40,7 +33,7 @@ def test_parity_passes_fp16_rounding_and_fails_a_shifted_tile():
     ref = {"0": logprobs(rng), "1": logprobs(rng)}
     om = {k: v.astype(np.float16).astype(np.float32) for k, v in ref.items()}
     verdict = om_parity(om, ref, {"0": "scan a, tile 0", "1": "scan a, tile 1"}, batch_size=1)
-    assert verdict.passed and verdict.overall.red < 1e-3 and verdict.tolerance == OM_TOLERANCE
+    assert verdict.passed and verdict.overall.red < 1e-3 and verdict.tolerance == om_tolerance()
     om["1"] = om["1"] + 1.5  # a wrong normalisation shifts every log-probability
     verdict = om_parity(om, ref, {"0": "scan a, tile 0", "1": "scan a, tile 1"}, batch_size=1)
     assert not verdict.passed and verdict.worst.stem == "1"

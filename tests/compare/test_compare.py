@@ -1,4 +1,4 @@
-"""Unit tests for vnet_accept.compare.compare: the one comparison behind every parity and invariance check."""
+"""Unit tests for vnet_accept.compare: the one comparison behind every parity and invariance check."""
 
 from __future__ import annotations
 
@@ -12,13 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from vnet_accept.compare.compare import (
-    CompareResult,
-    Tolerance,
-    compare_outputs,
-    compare_runs,
-    label_flips,
-)
+from vnet_accept.compare import CompareResult, compare_outputs, compare_runs, label_flips
+from vnet_accept.tolerances import Tolerance
 
 NO_LIMITS = Tolerance(max_abs=None, max_flip_fraction=None)
 

@@ -1,7 +1,7 @@
 """Running ``vnet-accept gate`` in this process on a tiny inner suite (the real criteria take minutes).
 
 ``gate_cli(*args, suite="tiny")`` runs ``vnet_accept.cli.main(["gate", *args])`` in a fresh working directory
-with ``vnet_accept.report.gate.DEFAULT_SUITE`` pointing at a test file written there, and returns
+with ``vnet_accept.gate.cmdline.DEFAULT_SUITE`` pointing at a test file written there, and returns
 ``(exit status, stdout, stderr)``. The inner suite records criteria through ``gate_record`` like the real
 ones; ``tolerance_pp``/``parity_atol`` from the gate's options decide its verdicts, so a failing configuration is
 an option away. ``sys.modules``/``sys.path`` are restored afterwards (pytest imports the inner test module).
@@ -56,7 +56,7 @@ def gate_cli(gate_workdir, tmp_path, monkeypatch, capsys):
     """The inner suite is a package reached with ``--pyargs``, as the real criteria are, so pytest finds its
     rootdir and ini file from the working directory."""
     from vnet_accept.cli import main
-    from vnet_accept.report import gate
+    from vnet_accept.gate import cmdline
 
     suites = tmp_path / "suites"
     monkeypatch.syspath_prepend(str(suites))
@@ -72,7 +72,7 @@ def gate_cli(gate_workdir, tmp_path, monkeypatch, capsys):
             (folder / name).write_text(suite)
             # Seconds saved per inner run: unraisableexception's gc.collect() x5 at exit in a process holding torch,
             # hypothesis' terminal summary importing hypothesis.
-            monkeypatch.setattr(gate, "DEFAULT_SUITE", ("--pyargs", package, "-p", "no:unraisableexception",
+            monkeypatch.setattr(cmdline, "DEFAULT_SUITE", ("--pyargs", package, "-p", "no:unraisableexception",
                                                         "-p", "no:hypothesispytest"))
         modules, syspath = set(sys.modules), list(sys.path)
         try:

@@ -1,4 +1,4 @@
-"""The gate's exit status from pytest's and the criteria's (vnet_accept.report.gate.decide), and its options."""
+"""The gate's exit status from pytest's and the criteria's (vnet_accept.gate.outcome.decide), and its options."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import argparse
 
 import pytest
 
-from vnet_accept.report.gate import ALIASES, MANAGED, add_gate_arguments, decide, gate_option_args
+from vnet_accept.gate.cmdline import ALIASES, MANAGED, add_gate_arguments, gate_option_args
+from vnet_accept.gate.outcome import decide
 
 OK = {"pass": 3, "fail": 0, "skip": 2, "error": 0}
 FAILED = {"pass": 3, "fail": 1, "skip": 0, "error": 0}
@@ -44,7 +45,7 @@ def test_exit_status_mapping(pytest_code, counts, kw, expected, text):
 
 
 def test_gate_options_are_the_plugin_table():
-    from vnet_accept.plugin.options import OPTIONS, OPTIONS_BY_DEST
+    from vnet_accept.options import OPTIONS, OPTIONS_BY_DEST
 
     parser = argparse.ArgumentParser()
     add_gate_arguments(parser)
@@ -57,21 +58,34 @@ def test_gate_options_are_the_plugin_table():
     assert parser.parse_args(["--gate-report", "x"]).output == "x"
 
 
-def test_evidence_copied_and_paths_relocated(tmp_path):
-    from vnet_accept.report.gate import copy_evidence, relocate
+def test_evidence_copied_into_the_report_folder(tmp_path):
+    from vnet_accept.gate.finalise import copy_evidence
 
-    staging, final, cache = tmp_path / ".r.staging-x", tmp_path / "r", tmp_path / "cache"
+    staging, cache = tmp_path / ".r.staging-x", tmp_path / "cache"
     staging.mkdir()
     cache.mkdir()
     (cache / "w.npz").write_bytes(b"npz")
     (staging / "a_worst.npz").write_bytes(b"npz")
     report = {"criteria": [
         {"id": "accuracy.error_rate.om_bs1", "details": {"worst_volume": {"npz": str(cache / "w.npz")}}},
-        {"id": "accuracy.error_rate.onnxrt", "details": {"worst_volume": {"npz": str(staging / "a_worst.npz")}},
-         "artifacts": {"worst_volume": {"path": str(staging / "a_worst.npz")}}},
+        {"id": "accuracy.error_rate.onnxrt", "details": {"worst_volume": {"npz": "a_worst.npz"}},
+         "artifacts": {"worst_volume": {"path": "a_worst.npz"}}},
         {"id": "accuracy.error_rate.gone", "details": {"worst_volume": {"npz": str(cache / "gone.npz")}}}]}
     assert copy_evidence(report, staging) == ["accuracy.error_rate.om_bs1.worst_volume.npz", "a_worst.npz"]
     assert (staging / "accuracy.error_rate.om_bs1.worst_volume.npz").read_bytes() == b"npz"
-    moved = relocate(report, staging, final)
-    assert moved["criteria"][1]["artifacts"]["worst_volume"]["path"] == str(final / "a_worst.npz")
-    assert moved["criteria"][0]["details"]["worst_volume"]["npz"] == str(cache / "w.npz")
+
+
+def test_paths_inside_the_report_folder_are_written_relative_to_it(tmp_path):
+    """The report is written with its final paths: a file inside the folder is named relative to the folder,
+    so the staging folder's name never reaches the published report (no rewriting afterwards)."""
+    from vnet_accept.report.record import Criterion, build_report
+
+    inside, outside = tmp_path / "report" / "x_worst.npz", tmp_path / "cache" / "y.npz"
+    c = Criterion("accuracy.error_rate.onnxrt", "d", details={"worst_volume": {"npz": str(inside)}},
+                  artifacts={"worst_volume": {"path": str(inside), "sha256": "ab"},
+                             "onnx": {"path": str(outside), "sha256": "cd"}})
+    report = build_report([c], {}, {}, report_dir=tmp_path / "report")
+    (written,) = report["criteria"]
+    assert written["details"]["worst_volume"]["npz"] == "x_worst.npz"
+    assert written["artifacts"] == {"worst_volume": {"path": "x_worst.npz", "sha256": "ab"},
+                                    "onnx": {"path": str(outside), "sha256": "cd"}}

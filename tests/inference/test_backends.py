@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vnet_accept.cli import main
-from vnet_accept.compare.compare import compare_outputs
+from vnet_accept.compare import compare_outputs
 from vnet_accept.errors import UsageError
 from vnet_accept.results.layouts import read_output
 from vnet_accept.results.synthetic import small_dataset

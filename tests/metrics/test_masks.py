@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vnet_accept.data.prepare import load_normalized_mask
+from vnet_accept.data.prepare import load_normalized_mask, read_binary_mask
 from vnet_accept.data.tiles import VOLUME_SHAPE, Tile
 from vnet_accept.errors import DataError
-from vnet_accept.metrics.masks import MaskSource, read_binary_mask
+from vnet_accept.metrics.masks import MaskSource
 from vnet_accept.results.synthetic import lung_masks, write_normalized_dataset
 
 UIDS = ("1.2.9.1", "1.2.9.2", "1.2.9.3", "1.2.9.4")

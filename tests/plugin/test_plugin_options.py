@@ -9,7 +9,7 @@ import json
 import pytest
 
 from vnet_accept.argtypes import choice, int_list, non_negative_float, positive_int
-from vnet_accept.plugin.options import OPTIONS, OPTIONS_BY_DEST
+from vnet_accept.options import OPTIONS, OPTIONS_BY_DEST
 from vnet_accept.report.record import REPORT_JSON
 
 SETTINGS_PROBE = """

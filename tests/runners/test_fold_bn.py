@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from vnet_accept.compare.compare import Tolerance, compare_outputs
+from vnet_accept.compare import compare_outputs
 from vnet_accept.data.tiles import ct_like_batch
 from vnet_accept.export.onnx_export import state_dict_hash
 from vnet_accept.model.checkpoint import random_state_dict
@@ -21,6 +21,7 @@ from vnet_accept.runners.fold_bn import (
     fold_batch_norms,
     fold_conv_bn,
 )
+from vnet_accept.tolerances import Tolerance
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,4 +1,4 @@
-"""The GPU sweep's logic without a GPU (vnet_accept.perf.gpu_sweep): timing statistics and validity driven by a
+"""The GPU sweep's logic without a GPU (vnet_accept.gpu.sweep): timing statistics and validity driven by a
 scripted timer, fps/TFLOP/s/ratios, speed-up targets, table and JSON, and trtexec through a stand-in script."""
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ import pytest
 import torch
 
 from vnet_accept.data.tiles import TILE_SHAPE
-from vnet_accept.model.flops import count_forward_flops
-from vnet_accept.model.vnet import VNet
-from vnet_accept.perf.gpu_sweep import (
+from vnet_accept.gpu.sweep import (
     ModelInfo,
     SweepResult,
     SweepRow,
@@ -30,6 +28,8 @@ from vnet_accept.perf.gpu_sweep import (
     variant_options,
     write_sweep,
 )
+from vnet_accept.model.flops import count_forward_flops
+from vnet_accept.model.vnet import VNet
 from vnet_accept.reference import CHIPS_PER_CARD, PORT_310_CHIP_FPS, T4_FPS
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from vnet_accept.compare.compare import Tolerance, compare_outputs
+from vnet_accept.compare import compare_outputs
 from vnet_accept.data.tiles import ct_like_batch
 from vnet_accept.errors import UsageError
 from vnet_accept.export.onnx_export import state_dict_hash
@@ -20,13 +20,12 @@ from vnet_accept.runners.registry import backend_names, create_runner
 from vnet_accept.runners.torch_cuda import (
     CUDA_UNAVAILABLE,
     DTYPES,
-    REDUCED_PRECISION_TOLERANCE,
     CudaOptions,
     TorchCudaRunner,
     cuda_unavailable_reason,
-    invariance_tolerance,
 )
 from vnet_accept.runners.torch_runner import TorchRunner
+from vnet_accept.tolerances import REDUCED_PRECISION_TOLERANCE, Tolerance, gpu_invariance_tolerance
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -193,6 +192,6 @@ def test_every_dtype_is_a_registered_backend(narrow_model):
 
 def test_invariance_tolerances_exist_for_every_dtype():
     for dtype in DTYPES:
-        tol = invariance_tolerance(dtype, fp32_atol=1e-5)
+        tol = gpu_invariance_tolerance(dtype, fp32_atol=1e-5)
         assert tol.max_abs is not None and tol.max_flip_fraction is not None
-    assert invariance_tolerance("fp32", 2e-5).max_abs == 2e-5
+    assert gpu_invariance_tolerance("fp32", 2e-5).max_abs == 2e-5

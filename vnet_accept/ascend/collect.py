@@ -42,10 +42,10 @@ from vnet_accept.ascend.inference import (
     legacy_pure_command,
     link_inputs,
     shard,
-    write_info_file,
 )
 from vnet_accept.ascend.process import ProcessResult, run_tool, shell_join
 from vnet_accept.ascend.tools import ToolCommand
+from vnet_accept.data.prepare import write_info_file
 from vnet_accept.errors import ToolError
 from vnet_accept.io_utils import atomic_write_json, atomic_write_text
 

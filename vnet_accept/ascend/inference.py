@@ -26,9 +26,7 @@ from typing import TypeVar
 from vnet_accept.ascend.tools import ToolCommand
 from vnet_accept.data.tiles import TILE_SHAPE
 from vnet_accept.errors import DataError
-
-AIS_BENCH_OUTPUT_INDEX = 0
-LEGACY_OUTPUT_INDEX = 1
+from vnet_accept.results.layouts import device_dir_name, output_name
 
 
 def _prefix(tool: ToolCommand | Sequence[str]) -> list[str]:
@@ -130,7 +128,7 @@ def legacy_pure_command(om_path: Path, batch_size: int, device_id: int, rounds: 
 
 
 def legacy_result_dir(workdir: Path, device_id: int) -> Path:
-    return workdir / "result" / f"dumpOutput_device{device_id}"
+    return workdir / "result" / device_dir_name(device_id)
 
 
 def legacy_perf_file(workdir: Path, batch_size: int, device_id: int) -> Path:
@@ -141,23 +139,10 @@ def legacy_pure_perf_file(workdir: Path, om_path: Path, batch_size: int, device_
     return workdir / "result" / f"PureInfer_perf_of_{Path(om_path).stem}_bs{batch_size}_in_device_{device_id}.txt"
 
 
-def write_info_file(inputs: Sequence[Path], info_path: Path, width: int = TILE_SHAPE[2],
-                    height: int = TILE_SHAPE[1]) -> Path:
-    """``<index> <path> <width> <height>`` per line (the port's gen_dataset_info.py format, SPEC §4.3)."""
-    for p in inputs:
-        if any(c.isspace() for c in str(p)):
-            raise DataError(f"input path {p} contains whitespace, which the legacy info file cannot hold; "
-                            "move the tiles to a path without spaces")
-    info_path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(f"{i} {p} {width} {height}\n" for i, p in enumerate(inputs))
-    info_path.write_text(text)
-    return info_path
-
-
 # --- outputs -------------------------------------------------------------------------------------------------
 def output_path(result_dir: Path, input_path: Path, index: int, suffix: str = ".bin") -> Path:
     """Where a tool writes output ``index`` for input ``input_path``: ``<stem>_<index><suffix>``."""
-    return result_dir / f"{Path(input_path).stem}_{index}{suffix}"
+    return result_dir / output_name(Path(input_path).stem, index, suffix.lstrip("."))
 
 
 def expected_outputs(inputs: Iterable[Path], result_dir: Path, index: int) -> dict[Path, Path]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from vnet_accept.checks.conftest import ALONE_SAMPLES, INVARIANCE_BATCH_SIZES, size_label
-from vnet_accept.compare.compare import Tolerance, compare_outputs
+from vnet_accept.compare import compare_outputs
+from vnet_accept.tolerances import Tolerance
 
 INVARIANT_MODES = ("running", "instance")
 RUNNERS = ("onnxrt", "torch")

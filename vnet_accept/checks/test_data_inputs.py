@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from vnet_accept.data.consistency import DEFAULT_INPUT_ATOL, check_inputs, check_uid_coverage
+from vnet_accept.data.consistency import check_inputs, check_uid_coverage
+from vnet_accept.tolerances import INPUT_ATOL
 
 
 def _details(result) -> dict:
@@ -25,7 +26,7 @@ def test_inputs_match_the_normalised_volumes(prepared_tiles, normalized_dataset,
     result = check_inputs(prepared_tiles, normalized_dataset)
     c = gate_record.criterion("data.inputs_match_manifest", "every prepared input equals its tile recomputed from "
                               "the normalised CT (tile definition and input scaling of SPEC §4.3)",
-                              units="inputs differing", threshold=f"0 (max |Δ| <= {DEFAULT_INPUT_ATOL:g})",
+                              units="inputs differing", threshold=f"0 (max |Δ| <= {INPUT_ATOL:g})",
                               basis=f"{result.tiles_checked} tiles in {prepared_tiles.directory}")
     c.measure(len(result.findings), result.passed, reason=result.headline(), **_details(result))
     c.assert_passed(result.message())

@@ -7,10 +7,10 @@ False). On a GPU host (``tox -e gpu``, or ``scripts/gpu_check.sh``):
   graphs) equals ONNX Runtime on the CPU under the foundation's parity tolerance (``--parity-atol``,
   ``--parity-max-flip-fraction``), per BN mode, for one full tile and a batch of 16 at reduced size;
 * **numerics** — every variant at every dtype against fp32 eager on the same GPU and batch: fp32 under the parity
-  tolerance, TF32/fp16/bf16 under :data:`~vnet_accept.runners.torch_cuda.REDUCED_PRECISION_TOLERANCE` (label
+  tolerance, TF32/fp16/bf16 under :data:`~vnet_accept.tolerances.REDUCED_PRECISION_TOLERANCE` (label
   flips and cosine);
 * **batch invariance per dtype** — for ``running``/``instance``, each of 16 tiles alone equals the same tile in a
-  batch of 16 under :func:`~vnet_accept.runners.torch_cuda.invariance_tolerance` (fp32: ``--invariance-atol``);
+  batch of 16 under :func:`~vnet_accept.tolerances.gpu_invariance_tolerance` (fp32: ``--invariance-atol``);
 * **finite outputs** — no NaN/Inf at any dtype, and the outputs are log-probabilities (log Σ exp = 0);
 * CUDA graphs keep working when the batch size changes (one graph per size, eager beyond ``max_graphs``).
 """
@@ -23,19 +23,14 @@ import numpy as np
 import pytest
 
 from vnet_accept.checks.conftest import PARITY_BATCH, size_label
-from vnet_accept.compare.compare import Tolerance, compare_outputs
+from vnet_accept.compare import compare_outputs
 from vnet_accept.data.tiles import TILE_SHAPE, ct_like_batch
+from vnet_accept.gpu.sweep import variant_options
 from vnet_accept.model.vnet import BN_MODES
-from vnet_accept.perf.gpu_sweep import variant_options
 from vnet_accept.runners.base import run_in_batches
 from vnet_accept.runners.onnxrt import OnnxRuntimeRunner
-from vnet_accept.runners.torch_cuda import (
-    DTYPES,
-    REDUCED_PRECISION_TOLERANCE,
-    TorchCudaRunner,
-    cuda_unavailable_reason,
-    invariance_tolerance,
-)
+from vnet_accept.runners.torch_cuda import DTYPES, TorchCudaRunner, cuda_unavailable_reason
+from vnet_accept.tolerances import REDUCED_PRECISION_TOLERANCE, Tolerance, gpu_invariance_tolerance
 
 pytestmark = pytest.mark.gpu
 
@@ -182,7 +177,7 @@ def test_every_variant_and_dtype_agrees_with_fp32_eager(dtype, variant, gpu_runs
 def test_batch_invariance_per_dtype(dtype, bn_mode, gpu_runs, gate_options, gate_record):
     batched, basis = gpu_runs("tuned", dtype, bn_mode, INVARIANCE_BATCH, INVARIANCE_BATCH)
     alone, _ = gpu_runs("tuned", dtype, bn_mode, INVARIANCE_BATCH, 1)
-    tol = invariance_tolerance(dtype, gate_options.invariance_atol)
+    tol = gpu_invariance_tolerance(dtype, gate_options.invariance_atol)
     result = compare_outputs(batched, alone, tol, name=f"torch-cuda {dtype} [bn_mode={bn_mode}] bs16 vs bs1")
     c = gate_record.criterion(
         f"batch_invariance.torch-cuda-{dtype}.{bn_mode}.bs{INVARIANCE_BATCH}",

@@ -16,18 +16,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vnet_accept.ascend.judge import (
-    BN_CANDIDATES,
-    OM_DTYPE,
-    bn_semantics,
-    judge_perf,
-    om_batch_invariance,
-    om_parity,
-    om_tolerance,
-)
+from vnet_accept.ascend.judge import BN_CANDIDATES, OM_DTYPE, bn_semantics, judge_perf, om_batch_invariance, om_parity
 from vnet_accept.errors import DataError, ToolError
 from vnet_accept.plugin.ascend_fixtures import settings_key
 from vnet_accept.reference import AUTHORITATIVE_BATCH_SIZES, TIER_NAMES
+from vnet_accept.tolerances import om_tolerance
 
 pytestmark = pytest.mark.npu
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import pytest
 
 from vnet_accept.checks.conftest import PARITY_BATCH, size_label
-from vnet_accept.compare.compare import Tolerance, compare_outputs
+from vnet_accept.compare import compare_outputs
 from vnet_accept.data.tiles import TILE_SHAPE
 from vnet_accept.model.vnet import BN_MODES
 from vnet_accept.runners.onnxrt import OnnxRuntimeRunner
 from vnet_accept.runners.torch_runner import TorchRunner
+from vnet_accept.tolerances import Tolerance
 
 
 def _tolerance(gate_options) -> Tolerance:

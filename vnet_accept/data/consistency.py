@@ -30,11 +30,8 @@ import numpy as np
 
 from vnet_accept.data.tiles import HU_CLIP, INPUT_SCALE, INPUT_SHIFT, TILE_SHAPE, Tile, ct_to_input
 from vnet_accept.data.uids import UidList
+from vnet_accept.tolerances import INPUT_ATOL
 
-#: Largest |Δ| between a recomputed tile and the file for it to count as the same input. Our own preprocessing is
-#: bit-identical (0.0); the port's script scales in float32 as well. 1e-5 is ~ 1/200,000 of the input range
-#: (-0.78 … 2.27) - 0.005 HU - so only rounding of another float path passes, never a different formula.
-DEFAULT_INPUT_ATOL = 1e-5
 #: A tile whose values are an affine function of the right ones up to this residual (relative to the input
 #: range) is reported as "rescaled" with the constants it implies.
 _AFFINE_RESIDUAL = 1e-3
@@ -117,7 +114,7 @@ class InputConsistency:
 
 
 def check_inputs(manifest: Any, dataset_root: str | os.PathLike[str] | None = None,
-                 atol: float = DEFAULT_INPUT_ATOL, entries: Iterable[Any] | None = None) -> InputConsistency:
+                 atol: float = INPUT_ATOL, entries: Iterable[Any] | None = None) -> InputConsistency:
     """Recompute each tile of ``manifest`` (default: every entry) from the normalised CT under ``dataset_root``
     (default: the manifest's ``dataset_root``) and compare it with its ``.bin`` (see the module docstring).
 
@@ -177,7 +174,7 @@ def _diagnose(entry: Any, found: np.ndarray, want: np.ndarray, hu: np.ndarray, i
         if perm == (0, 1, 2):
             continue
         candidate = np.ascontiguousarray(want.transpose(perm)).reshape(-1)
-        if np.max(np.abs(flat.astype(np.float64) - candidate)) <= DEFAULT_INPUT_ATOL:
+        if np.max(np.abs(flat.astype(np.float64) - candidate)) <= INPUT_ATOL:
             order = "".join(_AXES[p] for p in perm)
             shape = tuple(TILE_SHAPE[p] for p in perm)
             return finding("transposed", f"the tile written in ({', '.join(order)}) order, shape {shape}, instead "

@@ -230,12 +230,29 @@ def _read_volume(path: Path | None, types: tuple[str, ...], what: str) -> np.nda
 
 
 def _read_mask(path: Path | None) -> np.ndarray:
-    mask = _read_volume(path, MASK_TYPES, "mask")
-    values = np.unique(mask)
-    if not np.isin(values, (0, 1)).all():
-        raise DataError(f"{path}: mask values {values[:8].tolist()}, a normalised mask holds only 0 and 1 "
-                        "(labels 3/4/5 mean it was not normalised); normalise it with `vnet-accept normalize`")
-    return mask.astype(bool)
+    if path is None:
+        raise DataError("the normalised mask is missing (see the scan's partner file)")
+    return read_binary_mask(path)
+
+
+def read_binary_mask(path: str | os.PathLike[str], verify_checksum: bool = True) -> np.ndarray:
+    """Read a normalised mask ``.mhd`` as ``(128, 160, 160)`` bool; :class:`DataError` naming the file if it is
+    damaged, its shape is not the normalised one or it holds values other than 0 and 1.
+
+    ``verify_checksum`` checks a ``.zraw``'s Adler-32 (SimpleITK does not; about 4 ms a mask). Callers that
+    check every tile's lung-voxel count against the one recorded when the tiles were cut may leave it off."""
+    # A view of SimpleITK's buffer, kept alive by ``image``: the bool copy below is the only copy made.
+    image = read_metaimage(path, MASK_TYPES, verify_checksum=verify_checksum, view=True)
+    array, header = image.array, image.header
+    if array.shape != VOLUME_SHAPE:
+        raise DataError(f"{header.path}: shape {array.shape} (z, y, x), a normalised mask is {VOLUME_SHAPE}; "
+                        "normalise the raw mask with `vnet-accept normalize`")
+    low, high = array.min(), array.max()  # two SIMD passes, far cheaper than np.unique
+    if low < 0 or high > 1:
+        values = np.unique(array)[:8].tolist()
+        raise DataError(f"{header.path}: mask values {values}, a normalised mask holds only 0 and 1 (labels "
+                        "3/4/5 mean it was not normalised); normalise it with `vnet-accept normalize`")
+    return array.astype(bool)
 
 
 # --- writing -----------------------------------------------------------------------------------------------------
@@ -291,7 +308,21 @@ class InfoLine:
 
 
 def format_info(lines: list[InfoLine]) -> str:
+    """The info file's text. A path with whitespace cannot be written: the port's parser and the legacy benchmark
+    tool split lines on whitespace, so such a line would be read as another file (a clear error instead)."""
+    spaced = [x.path for x in lines if any(c.isspace() for c in str(x.path))]
+    if spaced:
+        raise DataError(f"input path {spaced[0]!r} contains whitespace, which an info file cannot hold (the tools "
+                        "split its lines on spaces); move the tiles to a path without spaces")
     return "".join(f"{x.index} {x.path} {x.width} {x.height}\n" for x in lines)
+
+
+def write_info_file(paths: list[Any], info_path: str | os.PathLike[str], width: int = TILE_SHAPE[2],
+                    height: int = TILE_SHAPE[1]) -> Path:
+    """``<index> <path> <width> <height>`` per line, in the order given (gen_dataset_info.py's format, SPEC §4.3),
+    written atomically."""
+    info_path = Path(info_path)
+    return atomic_write_text(info_path, format_info([InfoLine(i, str(p), width, height) for i, p in enumerate(paths)]))
 
 
 def parse_info(text: str, source: str = "<info>") -> list[InfoLine]:

@@ -148,7 +148,7 @@ def _config_dict(config: CheckConfig) -> dict[str, Any]:
 def environment(device: str) -> dict[str, Any]:
     import torch
 
-    from vnet_accept.perf.gpu_sweep import device_info
+    from vnet_accept.gpu.sweep import device_info
     from vnet_accept.runners.torch_cuda import cuda_unavailable_reason
 
     env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
@@ -170,7 +170,7 @@ def environment(device: str) -> dict[str, Any]:
 
 def environment_name(device: str) -> str:
     """The device's name (the GPU's, or the CPU model)."""
-    from vnet_accept.perf.gpu_sweep import device_info
+    from vnet_accept.gpu.sweep import device_info
 
     return str(device_info(device).get("name", ""))
 
@@ -212,7 +212,7 @@ def _step_tests(config: CheckConfig, log: Callable[[str], None]) -> tuple[str, d
 
 
 def _policy(config: CheckConfig, quick: bool) -> Any:
-    from vnet_accept.perf.gpu_sweep import TimingPolicy
+    from vnet_accept.gpu.sweep import TimingPolicy
 
     if config.smoke:
         return TimingPolicy(warmup=0, min_iters=2, min_time_s=0.0, min_valid_iters=2, max_spread=10.0)
@@ -221,7 +221,7 @@ def _policy(config: CheckConfig, quick: bool) -> Any:
 
 def _step_sweep_fp16(config: CheckConfig, model: Any, box: dict[str, Any],
                      log: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
-    from vnet_accept.perf.gpu_sweep import check_targets, headline, run_sweep, write_sweep
+    from vnet_accept.gpu.sweep import check_targets, headline, run_sweep, write_sweep
 
     dtype = "bf16" if not config.device.startswith("cuda") else "fp16"  # fp16 convolutions crawl on a CPU
     result = run_sweep(model, device=config.device, dtypes=(dtype,),
@@ -244,7 +244,7 @@ def _step_sweep_fp16(config: CheckConfig, model: Any, box: dict[str, Any],
 
 def _step_sweep_dtypes(config: CheckConfig, model: Any, box: dict[str, Any],
                        log: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
-    from vnet_accept.perf.gpu_sweep import headline, run_sweep, write_sweep
+    from vnet_accept.gpu.sweep import headline, run_sweep, write_sweep
 
     dtypes = ("fp32", "tf32", "bf16") if config.device.startswith("cuda") else ("fp32",)
     result = run_sweep(model, device=config.device, dtypes=dtypes, variants=("eager", "tuned"),
@@ -259,7 +259,7 @@ def _step_sweep_dtypes(config: CheckConfig, model: Any, box: dict[str, Any],
 
 def _step_compile(config: CheckConfig, model: Any, box: dict[str, Any],
                   log: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
-    from vnet_accept.perf.gpu_sweep import run_sweep, speedups, write_sweep
+    from vnet_accept.gpu.sweep import run_sweep, speedups, write_sweep
 
     result = run_sweep(model, device=config.device, dtypes=("fp16",), variants=("eager", "tuned", "compile"),
                        batch_sizes=(1, 16), bn_mode=config.bn_mode, spatial=config.spatial,
@@ -321,7 +321,7 @@ def timed_accuracy_pass(runner: Any, manifest: Any, masks_root: Path, batch_size
 
 
 def _step_accuracy(config: CheckConfig, model: Any, log: Callable[[str], None]) -> tuple[str, dict[str, Any]]:
-    from vnet_accept.perf.gpu_sweep import variant_options
+    from vnet_accept.gpu.sweep import variant_options
     from vnet_accept.runners.torch_cuda import TorchCudaRunner
 
     scans = max(1, -(-config.accuracy_tiles // 8))
@@ -355,7 +355,7 @@ def _step_accuracy(config: CheckConfig, model: Any, log: Callable[[str], None]) 
         return "fail", {"summary": "the two paths scored differently: " + summary, "runs": runs}
     if not full:
         return "info", {"summary": summary + f" ({len(manifest)} tiles: no target)", "runs": runs}
-    from vnet_accept.perf.gpu_sweep import target_applies
+    from vnet_accept.gpu.sweep import target_applies
 
     applies, note = target_applies(str(environment_name(config.device)))
     verdict = ("pass" if meeting else "fail") if applies else "info"

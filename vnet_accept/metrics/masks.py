@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vnet_accept.data.prepare import read_binary_mask
 from vnet_accept.data.tiles import VOLUME_SHAPE, Tile
 from vnet_accept.errors import DataError
 
@@ -33,34 +34,12 @@ DEFAULT_CACHE_SIZE = 4
 DEFAULT_READ_AHEAD = 1
 
 
-def read_binary_mask(path: str | os.PathLike[str], verify_checksum: bool = True) -> np.ndarray:
-    """Read a normalised mask ``.mhd`` as ``(128, 160, 160)`` bool; :class:`DataError` naming the file if it is
-    damaged, its shape is not the normalised one or it holds values other than 0 and 1.
-
-    ``verify_checksum`` checks a ``.zraw``'s Adler-32 (SimpleITK does not; about 4 ms a mask). Callers that
-    check every tile's lung-voxel count against the one recorded when the tiles were cut may leave it off."""
-    from vnet_accept.data.mhd import MASK_TYPES, read_metaimage
-
-    # A view of SimpleITK's buffer, kept alive by ``image``: the bool copy below is the only copy made.
-    image = read_metaimage(path, MASK_TYPES, verify_checksum=verify_checksum, view=True)
-    array, header = image.array, image.header
-    if array.shape != VOLUME_SHAPE:
-        raise DataError(f"{header.path}: shape {array.shape} (z, y, x), a normalised mask is {VOLUME_SHAPE}; "
-                        "normalise the raw mask with `vnet-accept normalize`")
-    low, high = array.min(), array.max()  # two SIMD passes, far cheaper than np.unique
-    if low < 0 or high > 1:
-        values = np.unique(array)[:8].tolist()
-        raise DataError(f"{header.path}: mask values {values}, a normalised mask holds only 0 and 1 (labels "
-                        "3/4/5 mean it was not normalised); normalise it with `vnet-accept normalize`")
-    return array.astype(bool)
-
-
 class MaskSource:
     """Normalised masks by series UID: from a dataset ``root`` (normalised layout) or from ``arrays``
     (``{uid: (128, 160, 160) bool}``, for tests and in-memory pipelines).
 
     ``volume(uid)`` -> ``(128, 160, 160)`` bool (read-only); ``tile(uid, k)`` -> its ``(64, 80, 80)`` view.
-    ``verify_checksum``: see :func:`read_binary_mask`.
+    ``verify_checksum``: see :func:`vnet_accept.data.prepare.read_binary_mask`.
     """
 
     def __init__(self, root: str | os.PathLike[str] | None = None, arrays: Mapping[str, np.ndarray] | None = None,

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from vnet_accept.errors import ToolError, UsageError
+from vnet_accept.options import OPTIONS_BY_DEST
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,10 @@ class NpuSettings:
     loops: int
     atc_timeout_s: float
     npu_timeout_s: float
-    parity_tiles: int = 8
-    om_max_flip_fraction: float = 1e-3
-    om_invariance_max_flip_fraction: float = 1e-5
-    bn_semantics_margin: float = 2.0
+    parity_tiles: int
+    om_max_flip_fraction: float
+    om_invariance_max_flip_fraction: float
+    bn_semantics_margin: float
 
 
 def parse_path_list(text: str | None) -> tuple[Path, ...]:
@@ -49,7 +50,10 @@ def parse_path_list(text: str | None) -> tuple[Path, ...]:
 
 
 def npu_settings_from(values: dict) -> NpuSettings:
-    """Check the option values; a bad one is a usage error naming the option and what to pass."""
+    """Check the option values; a bad one is a usage error naming the option and what to pass. A value not given
+    takes the options table's default."""
+    values = {dest: (values.get(dest) if values.get(dest) is not None else opt.default)
+              for dest, opt in OPTIONS_BY_DEST.items()}
     results = values.get("npu_results")
     if results:
         results = Path(results).expanduser()
@@ -58,7 +62,7 @@ def npu_settings_from(values: dict) -> NpuSettings:
     batch_sizes = tuple(values.get("batch_sizes") or ())
     if not batch_sizes or any(bs < 1 for bs in batch_sizes):
         raise UsageError(f"--batch-sizes {','.join(map(str, batch_sizes))}: give batch sizes >= 1, e.g. 1,4,8,16,32")
-    margin = _default(values.get("bn_semantics_margin"), 2.0)
+    margin = values["bn_semantics_margin"]
     if margin <= 1.0:
         raise UsageError(f"--bn-semantics-margin {margin:g}: the runner-up must be farther than the winner; give a "
                          "factor > 1, e.g. 2")
@@ -69,18 +73,12 @@ def npu_settings_from(values: dict) -> NpuSettings:
     return NpuSettings(
         results_dir=results or None, batch_sizes=batch_sizes, soc_version=values.get("soc_version"),
         chips_per_card=values.get("chips_per_card"), device_ids=tuple(values.get("device_ids") or (0,)),
-        npu_tool=values.get("npu_tool") or "auto", atc=values.get("atc"), npu_smi=values.get("npu_smi"),
+        npu_tool=values["npu_tool"], atc=values.get("atc"), npu_smi=values.get("npu_smi"),
         ais_bench=values.get("ais_bench"), benchmark_tool=values.get("benchmark_tool"), t4_logs=t4_logs,
-        statistic=values.get("perf_statistic") or "port", loops=values.get("npu_loops") or 20,
-        atc_timeout_s=values.get("atc_timeout") or 3600.0, npu_timeout_s=values.get("npu_timeout") or 7200.0,
-        parity_tiles=values.get("om_parity_tiles") or 8,
-        om_max_flip_fraction=_default(values.get("om_max_flip_fraction"), 1e-3),
-        om_invariance_max_flip_fraction=_default(values.get("om_invariance_max_flip_fraction"), 1e-5),
-        bn_semantics_margin=margin)
-
-
-def _default(value, default):
-    return default if value is None else value
+        statistic=values["perf_statistic"], loops=values["npu_loops"], atc_timeout_s=values["atc_timeout"],
+        npu_timeout_s=values["npu_timeout"], parity_tiles=values["om_parity_tiles"],
+        om_max_flip_fraction=values["om_max_flip_fraction"],
+        om_invariance_max_flip_fraction=values["om_invariance_max_flip_fraction"], bn_semantics_margin=margin)
 
 
 settings_key = pytest.StashKey[NpuSettings]()
@@ -88,7 +86,8 @@ settings_key = pytest.StashKey[NpuSettings]()
 
 def pytest_configure(config: pytest.Config) -> None:
     """Check the Ascend options at start-up: a bad value stops the session before any test runs."""
-    from vnet_accept.plugin.options import OPTIONS, get_option
+    from vnet_accept.options import OPTIONS
+    from vnet_accept.plugin.options import get_option
 
     values = {opt.dest: get_option(config, opt.dest) for opt in OPTIONS}
     try:

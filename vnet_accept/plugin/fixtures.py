@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from vnet_accept.cache import ArtifactCache
-from vnet_accept.plugin.options import OPTIONS, get_option
+from vnet_accept.options import OPTIONS
+from vnet_accept.plugin.options import get_option
 
 SEEDED_CHECKPOINT = {"seed": 0, "layout": "upstream", "width": 16}
 

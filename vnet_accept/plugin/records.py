@@ -173,7 +173,8 @@ class GateReportPlugin:
         if self.report_dir is None or hasattr(self.config, "workerinput"):
             return  # xdist workers never write shared files; the controller does
         report = build_report(collected_criteria(self.config),
-                              provenance(command_line=list(self.config.invocation_params.args)), self.settings)
+                              provenance(command_line=list(self.config.invocation_params.args)), self.settings,
+                              report_dir=self.report_dir)
         self.report_path = write_report(self.report_dir, report)
         self.config.stash[report_path_key] = self.report_path
 

@@ -118,8 +118,9 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def _resolve(npz: str, report_dir: Path, cid: str) -> Path | None:
-    """The copy in the report folder (``<id>.worst_volume.npz``, see ``gate.copy_evidence``), else the original."""
-    for candidate in (report_dir / f"{cid.split('[', 1)[0]}.worst_volume.npz", Path(npz), report_dir / Path(npz).name):
+    """The file in the report folder (named relative to it, or copied there as ``<id>.worst_volume.npz`` by
+    :func:`vnet_accept.gate.finalise.copy_evidence`), else the original."""
+    for candidate in (report_dir / npz, report_dir / f"{cid.split('[', 1)[0]}.worst_volume.npz", Path(npz)):
         if candidate.is_file():
             return candidate
     return None

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vnet_accept.options import OPTIONS_BY_DEST
 from vnet_accept.reference import (
     PORT_310_CHIP_FPS,
     PORT_310_ERROR_PCT,
@@ -344,10 +345,6 @@ _DEFAULT_DISPLAY: dict[str, str] = {
 
 
 def _option_label(key: str) -> str:
-    try:
-        from vnet_accept.plugin.options import OPTIONS_BY_DEST
-    except ImportError:  # pragma: no cover
-        return f"`{key}`"
     opt = OPTIONS_BY_DEST.get(key)
     if opt is None:
         return f"`{key}`"

@@ -206,15 +206,37 @@ def summarise(criteria: list[Criterion]) -> dict[str, Any]:
     return {"overall": overall, "counts": counts, "criteria": len(criteria)}
 
 
+def _relative_to(path: str, folder: Path) -> str:
+    try:
+        return str(Path(path).absolute().relative_to(folder))
+    except ValueError:
+        return path
+
+
+def _with_final_paths(c: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``c`` with the files inside the report folder named relative to it (their final names, wherever the folder
+    is published)."""
+    for artifact in c.get("artifacts", {}).values():
+        if artifact.get("path"):
+            artifact["path"] = _relative_to(artifact["path"], folder)
+    worst = c.get("details", {}).get("worst_volume")
+    if isinstance(worst, dict) and worst.get("npz"):
+        worst["npz"] = _relative_to(str(worst["npz"]), folder)
+    return c
+
+
 def build_report(criteria: list[Criterion], prov: dict[str, Any], settings: dict[str, Any],
-                 complete: bool | None = None) -> dict[str, Any]:
+                 complete: bool | None = None, report_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The report's JSON. ``complete``: True when ``vnet-accept gate`` finalised a run that finished, False for
     a run that did not (interrupted, collection errors, stopped early), absent (None) when a plain
-    ``pytest --gate-report`` wrote it. ``vnet-accept gate`` adds ``gate`` (exit status, explanation, what the
+    ``pytest --gate-report`` wrote it. Files inside ``report_dir`` are named relative to it. ``vnet-accept gate`` adds ``gate`` (exit status, explanation, what the
     run was judged on), and rendering adds ``modelzoo``, ``not_judged``, ``figures`` and ``files``."""
     ordered = sorted(criteria, key=lambda c: c.id)
+    dicts = [c.to_dict() for c in ordered]
+    if report_dir is not None:
+        dicts = [_with_final_paths(c, Path(report_dir).absolute()) for c in dicts]
     report = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "summary": summarise(ordered),
-              "settings": settings, "provenance": prov, "criteria": [c.to_dict() for c in ordered]}
+              "settings": settings, "provenance": prov, "criteria": dicts}
     if complete is not None:
         report["complete"] = complete
     return report

@@ -27,11 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from vnet_accept.ascend.inference import AIS_BENCH_OUTPUT_INDEX, LEGACY_OUTPUT_INDEX
 from vnet_accept.data.tiles import OUTPUT_TILE_BYTES, TILE_SHAPE
 from vnet_accept.errors import DataError
 from vnet_accept.io_utils import atomic_output
 
+#: Output index of the one model output in a file name ``<stem>_<index>``: ais_bench counts from 0, the legacy
+#: benchmark tool from 1 (SPEC §5, §9).
+AIS_BENCH_OUTPUT_INDEX = 0
+LEGACY_OUTPUT_INDEX = 1
 LAYOUTS = ("ais_bench", "benchmark", "npy")
 LAYOUT_HELP = {
     "ais_bench": "<stem>_0.bin, 0-based output index, as ais_bench writes",
@@ -80,10 +83,20 @@ def check_layout(layout: str) -> str:
     return layout
 
 
+def device_dir_name(device_id: int) -> str:
+    """The legacy tool's per-chip output folder, ``dumpOutput_device<id>``."""
+    return f"dumpOutput_device{device_id}"
+
+
+def output_name(stem: str, index: int, ext: str = "bin") -> str:
+    """The file a tool writes output ``index`` of input ``<stem>.bin`` to: ``<stem>_<index>.<ext>``."""
+    return f"{stem}_{index}.{ext}"
+
+
 def output_relpath(stem: str, layout: str, device_id: int = 0) -> Path:
     """Where ``layout`` puts the output of input ``<stem>.bin``, relative to the result folder."""
-    name = f"{stem}_{OUTPUT_INDEX[check_layout(layout)]}.{EXTENSION[layout]}"
-    return Path(f"dumpOutput_device{device_id}") / name if layout == "benchmark" else Path(name)
+    name = output_name(stem, OUTPUT_INDEX[check_layout(layout)], EXTENSION[layout])
+    return Path(device_dir_name(device_id)) / name if layout == "benchmark" else Path(name)
 
 
 def write_output(root: str | os.PathLike[str], stem: str, output: np.ndarray, layout: str,

@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from vnet_accept.compare.compare import Tolerance
 from vnet_accept.errors import UsageError
 from vnet_accept.model.vnet import VNet, check_bn_mode
 from vnet_accept.runners.fold_bn import check_foldable, fold_batch_norms
@@ -49,36 +48,6 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 #: The skip reason of every ``gpu`` test on a machine without a usable GPU.
 CUDA_UNAVAILABLE = ("CUDA not available: torch.cuda.is_available() is False; run on a host with an NVIDIA GPU and "
                     "a CUDA build of torch")
-
-#: Reduced precision against fp32 of the same backend, same BN mode and input (gpu tests and the sweep's numerics
-#: column). Absolute differences of confident log-probabilities are large and meaningless at 8-11 mantissa bits,
-#: so the limits are on arg-max label flips and cosine. Set from a CPU proxy (width-16 seeded VNet, 2×32×48×48,
-#: running BN, the network cast as here): fp16 flipped 3.4e-5 of voxels (max|Δ| 1.3e-3, cosine > 0.999999), bf16
-#: 2.2e-4 (max|Δ| 1.6e-2, cosine 0.999995); the limits leave 20-30× headroom for GPU kernels that round
-#: differently. TF32 rounds convolution inputs to fp16's mantissa with fp32's range. Not yet measured on a GPU.
-REDUCED_PRECISION_TOLERANCE = {
-    "tf32": Tolerance(max_abs=None, max_flip_fraction=1e-3, min_cosine=0.99999),
-    "fp16": Tolerance(max_abs=None, max_flip_fraction=1e-3, min_cosine=0.99999),
-    "bf16": Tolerance(max_abs=None, max_flip_fraction=5e-3, min_cosine=0.9999),
-}
-#: Batch invariance on the GPU (a sample alone vs inside a batch of 16), per dtype, for ``running``/``instance``.
-#: fp32 uses ``--invariance-atol`` with at most 1e-6 of voxels flipping (cuDNN autotuning may pick different
-#: algorithms per batch size, so ties closer than ~1e-6 can break differently). Others from SPEC §2.1's H100
-#: measurements with running statistics (TF32 2.7e-5, fp16 1.5e-3, no flips) with headroom; bf16 unmeasured,
-#: scaled by its 8× coarser mantissa.
-INVARIANCE_TOLERANCE = {
-    "tf32": Tolerance(max_abs=1e-4, max_flip_fraction=1e-5),
-    "fp16": Tolerance(max_abs=5e-3, max_flip_fraction=1e-5),
-    "bf16": Tolerance(max_abs=4e-2, max_flip_fraction=1e-4),
-}
-FP32_INVARIANCE_MAX_FLIP_FRACTION = 1e-6
-
-
-def invariance_tolerance(dtype: str, fp32_atol: float) -> Tolerance:
-    if dtype == "fp32":
-        return Tolerance(max_abs=fp32_atol, max_flip_fraction=FP32_INVARIANCE_MAX_FLIP_FRACTION)
-    return INVARIANCE_TOLERANCE[dtype]
-
 
 def cuda_unavailable_reason() -> str | None:
     """``None`` when a CUDA device is usable, else why not (the message every ``gpu`` skip shows)."""

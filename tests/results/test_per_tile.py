@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vnet_accept.compare.compare import Tolerance
-from vnet_accept.compare.per_tile import compare_per_tile
 from vnet_accept.metrics.masks import MaskSource
 from vnet_accept.results.layouts import ResultsError, output_relpath, read_output
+from vnet_accept.results.per_tile import compare_per_tile
 from vnet_accept.results.synthetic import plant_outputs, small_dataset
+from vnet_accept.tolerances import Tolerance
 
 
 @pytest.fixture(scope="module")

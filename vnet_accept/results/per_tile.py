@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from vnet_accept.compare.compare import CompareResult, Tolerance, compare_outputs
+from vnet_accept.compare import CompareResult, compare_outputs, find_swaps
+from vnet_accept.tolerances import Tolerance
 
 _MAX_NAMED = 6
 
@@ -122,16 +123,3 @@ def compare_per_tile(results_dir: str | os.PathLike[str], manifest: Any,
         agreement.mismatches.append(TileMismatch(e.uid, e.tile, usable[e.stem].path.name, result.summary(),
                                                  swaps.get(e.key)))
     return agreement
-
-
-def find_swaps(failing: Mapping[Any, np.ndarray], reference: Mapping[Any, np.ndarray],
-               tolerance: Tolerance) -> dict[Any, Any]:
-    """For each key whose output failed against its own reference, the key of another *failing* tile whose
-    reference it does match (its output landed under the wrong name); keys with no such match are left out."""
-    holds = {}
-    for key, obtained in failing.items():
-        for other in failing:
-            if other != key and compare_outputs(obtained[None], np.asarray(reference[other])[None], tolerance).passed:
-                holds[key] = other
-                break
-    return holds

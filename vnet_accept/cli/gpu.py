@@ -46,7 +46,7 @@ def _spatial(text: str) -> tuple[int, int, int]:
 
 
 def register(subparsers: Any) -> None:
-    from vnet_accept.perf.gpu_sweep import VARIANTS
+    from vnet_accept.gpu.sweep import VARIANTS
 
     p = subparsers.add_parser(
         "gpu-sweep", help="throughput of this GPU over batch sizes, against the T4 thresholds and the 310 card",
@@ -110,8 +110,8 @@ def register(subparsers: Any) -> None:
 def _sweep(args: argparse.Namespace) -> int:
     from vnet_accept.errors import UsageError
     from vnet_accept.gpu.check import load_model
+    from vnet_accept.gpu.sweep import TimingPolicy, check_targets, format_table, run_sweep, write_sweep
     from vnet_accept.gpu.trtexec import find_trtexec, run_trtexec
-    from vnet_accept.perf.gpu_sweep import TimingPolicy, check_targets, format_table, run_sweep, write_sweep
     from vnet_accept.runners.torch_cuda import cuda_unavailable_reason
 
     if args.device.startswith("cuda") and (reason := cuda_unavailable_reason()):

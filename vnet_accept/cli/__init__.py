@@ -1,7 +1,7 @@
 """``vnet-accept``: a thin command line over the library.
 
-Each feature module owns its sub-commands through a ``register(subparsers)`` function that only builds
-argparse parsers (heavy imports happen inside the handlers). Exit codes: 0 success / pass, 1 a criterion or
+Each module of this package owns a group of sub-commands through a ``register(subparsers)`` function that only
+builds argparse parsers (heavy imports happen inside the handlers, so ``--help`` is instant). Exit codes: 0 success / pass, 1 a criterion or
 a processing step failed, 2 a usage or environment error (one line saying what is wrong and what to do).
 """
 
@@ -17,13 +17,13 @@ from vnet_accept.errors import UsageError
 
 #: Modules that contribute sub-commands, in the order of the data flow.
 COMMAND_MODULES = (
-    "vnet_accept.model.cli",       # checkpoint
-    "vnet_accept.export.cli",      # export, inspect
-    "vnet_accept.data.cli",        # synth, normalize, preprocess
-    "vnet_accept.perf.cli",        # perf
-    "vnet_accept.results.cli",     # infer, postprocess
-    "vnet_accept.report.cli",      # gate, report
-    "vnet_accept.gpu.cli",         # gpu-sweep, gpu-check, backend
+    "vnet_accept.cli.checkpoint",  # checkpoint
+    "vnet_accept.cli.export",      # export, inspect
+    "vnet_accept.cli.data",        # synth, normalize, preprocess
+    "vnet_accept.cli.perf",        # perf
+    "vnet_accept.cli.results",     # infer, postprocess
+    "vnet_accept.cli.gate",        # gate, report
+    "vnet_accept.cli.gpu",         # gpu-sweep, gpu-check, backend
 )
 
 

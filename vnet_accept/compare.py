@@ -16,34 +16,13 @@ tolerance that would have passed (Polygraphy's "minimum required tolerance").
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Limits; ``None`` disables a check. Defaults are the foundation's fp32 parity limits."""
-
-    max_abs: float | None = 1e-4
-    max_flip_fraction: float | None = 1e-5
-    min_cosine: float | None = None
-    max_red: float | None = None
-    max_mean_abs: float | None = None
-
-    def describe(self) -> str:
-        parts = []
-        if self.max_abs is not None:
-            parts.append(f"max|Δ| <= {self.max_abs:g}")
-        if self.max_mean_abs is not None:
-            parts.append(f"mean|Δ| <= {self.max_mean_abs:g}")
-        if self.max_flip_fraction is not None:
-            parts.append(f"label flips <= {self.max_flip_fraction:g} of voxels")
-        if self.min_cosine is not None:
-            parts.append(f"cosine >= {self.min_cosine:g}")
-        if self.max_red is not None:
-            parts.append(f"RED <= {self.max_red:g}")
-        return ", ".join(parts) or "no limits"
+from vnet_accept.tolerances import Tolerance
 
 
 @dataclass(frozen=True)
@@ -114,9 +93,10 @@ def label_flips(obtained: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return np.argmax(obtained, axis=-1) != np.argmax(expected, axis=-1)
 
 
-def compare_outputs(obtained: np.ndarray, expected: np.ndarray, tolerance: Tolerance = Tolerance(),
+def compare_outputs(obtained: np.ndarray, expected: np.ndarray, tolerance: Tolerance | None = None,
                     name: str = "obtained vs expected") -> CompareResult:
-    """Compare two output arrays of equal shape (class axis last) under ``tolerance``."""
+    """Compare two output arrays of equal shape (class axis last) under ``tolerance`` (default: fp32 parity)."""
+    tolerance = tolerance or Tolerance()
     obtained, expected = np.asarray(obtained), np.asarray(expected)
     if obtained.shape != expected.shape:
         raise ValueError(f"{name}: shape mismatch, obtained {obtained.shape} vs expected {expected.shape}; "
@@ -164,7 +144,7 @@ def compare_outputs(obtained: np.ndarray, expected: np.ndarray, tolerance: Toler
 
 
 def compare_runs(obtained: dict[str, np.ndarray], expected: dict[str, np.ndarray],
-                 tolerances: Tolerance | dict[str, Tolerance] = Tolerance(),
+                 tolerances: Tolerance | dict[str, Tolerance] | None = None,
                  name: str = "") -> dict[str, CompareResult]:
     """Compare two ``name -> array`` results output by output.
 
@@ -179,6 +159,7 @@ def compare_runs(obtained: dict[str, np.ndarray], expected: dict[str, np.ndarray
             raise ValueError(f"tolerances name outputs that do not exist: {sorted(unknown)}; "
                              f"outputs are {sorted(expected)} ('' is the default)")
     results = {}
+    tolerances = tolerances or Tolerance()
     for out_name in expected:
         tol = tolerances if isinstance(tolerances, Tolerance) else tolerances.get(out_name, tolerances.get(""))
         if tol is None:
@@ -186,3 +167,16 @@ def compare_runs(obtained: dict[str, np.ndarray], expected: dict[str, np.ndarray
         label = f"{name} {out_name}".strip()
         results[out_name] = compare_outputs(obtained[out_name], expected[out_name], tol, name=label)
     return results
+
+
+def find_swaps(failing: Mapping[Any, np.ndarray], reference: Mapping[Any, np.ndarray],
+               tolerance: Tolerance) -> dict[Any, Any]:
+    """For each key whose output failed against its own reference, the key of another *failing* tile whose
+    reference it does match (its output landed under the wrong name); keys with no such match are left out."""
+    holds = {}
+    for key, obtained in failing.items():
+        for other in failing:
+            if other != key and compare_outputs(obtained[None], np.asarray(reference[other])[None], tolerance).passed:
+                holds[key] = other
+                break
+    return holds

@@ -346,10 +346,11 @@ def run_sweep(model: Any, *, device: str = "cuda", dtypes: Sequence[str] = ("fp1
     tiles; row ``bs`` uses the first ``bs`` of them, and its output is compared with fp32 eager PyTorch on the
     same batch under the dtype's tolerance. A failure in one row (e.g. out of memory) is recorded in the row.
     """
-    from vnet_accept.compare.compare import Tolerance, compare_outputs
+    from vnet_accept.compare import compare_outputs
     from vnet_accept.data.tiles import ct_like_batch
     from vnet_accept.model.flops import count_forward_flops
-    from vnet_accept.runners.torch_cuda import REDUCED_PRECISION_TOLERANCE, TorchCudaRunner
+    from vnet_accept.runners.torch_cuda import TorchCudaRunner
+    from vnet_accept.tolerances import REDUCED_PRECISION_TOLERANCE, parity_tolerance
 
     start = time.perf_counter()
     is_cuda = device.startswith("cuda")
@@ -365,7 +366,7 @@ def run_sweep(model: Any, *, device: str = "cuda", dtypes: Sequence[str] = ("fp1
             for bs in batch_sizes:
                 references[bs] = ref.infer({ONNX_INPUT_NAME: inputs[:bs]})["output1"]
     for dtype in dtypes:
-        tol = REDUCED_PRECISION_TOLERANCE.get(dtype, Tolerance(max_abs=1e-4, max_flip_fraction=1e-5))
+        tol = REDUCED_PRECISION_TOLERANCE.get(dtype, parity_tolerance())
         for variant in variants:
             options = variant_options(variant, dtype, device)
             runner = TorchCudaRunner(model, bn_mode, device, options, spatial=tuple(spatial))

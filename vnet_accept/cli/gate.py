@@ -1,6 +1,6 @@
 """``vnet-accept gate`` (run every criterion and write the report) and ``vnet-accept report`` (render a saved one).
 
-Parsers only; the work is in :mod:`vnet_accept.report.gate` and :mod:`vnet_accept.report.publish`.
+Parsers only; the work is in :mod:`vnet_accept.gate` and :mod:`vnet_accept.report.publish`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ modelzoo_level.txt, PNGs and junit.xml; a run that does not finish never replace
 
 
 def register(subparsers: Any) -> None:
-    from vnet_accept.report.gate import add_gate_arguments
+    from vnet_accept.gate.cmdline import add_gate_arguments
 
     gate = subparsers.add_parser(
         "gate", help="run every criterion and write the gate report (JSON, Markdown, modelzoo_level.txt, PNGs, JUnit)",
@@ -40,7 +40,8 @@ def register(subparsers: Any) -> None:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from vnet_accept.report.gate import gate_option_args, run_gate
+    from vnet_accept.gate.cmdline import gate_option_args
+    from vnet_accept.gate.run import run_gate
 
     # The command line as the gate understood it (sys.argv is someone else's when called in-process).
     argv = [*(["-o", args.output] if args.output else []), *gate_option_args(args),
@@ -49,7 +50,8 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from vnet_accept.report.gate import Outcome, verdict_block
+    from vnet_accept.gate.outcome import Outcome
+    from vnet_accept.gate.terminal import verdict_block
     from vnet_accept.report.publish import rerender
     from vnet_accept.report.record import load_report
 
