@@ -89,8 +89,19 @@ class CompareResult:
 
 
 def label_flips(obtained: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """Boolean map (shape without the class axis) of voxels whose arg-max class differs."""
+    """Boolean map (shape without the class axis) of voxels whose arg-max class differs; ties go to class 0."""
     return np.argmax(obtained, axis=-1) != np.argmax(expected, axis=-1)
+
+
+def max_abs_diff(obtained: np.ndarray, expected: np.ndarray) -> float:
+    """max |obtained - expected| over all values, in float64; a NaN or Inf on either side counts as ``inf``."""
+    if np.shape(obtained) != np.shape(expected):
+        raise ValueError(f"shape mismatch: {np.shape(obtained)} vs {np.shape(expected)}")
+    if not np.size(obtained):
+        return 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(np.asarray(obtained, dtype=np.float64) - np.asarray(expected, dtype=np.float64))
+    return float(np.max(np.where(np.isfinite(diff), diff, np.inf)))
 
 
 def compare_outputs(obtained: np.ndarray, expected: np.ndarray, tolerance: Tolerance | None = None,

@@ -110,7 +110,7 @@ OPTIONS: tuple[Option, ...] = (
            "default: stream them into the post-processor without writing files", "DIR"),
     Option("--infer-batch-size", "batch size of the accuracy chain's inference; batch invariance compares batch "
            "1 with batch 16 on the first scan's tiles", "N", positive_int, 16),
-    # OM judging (issue 5, phase 2; vnet_accept.ascend.judge states why each default)
+    # OM judging (issue 5, phase 2; vnet_accept.judge.om states why each default)
     Option("--om-parity-tiles", "tiles per batch size whose OM outputs are compared with ONNX Runtime, the first "
            "of the manifest (ONNX Runtime costs about 5 s a tile on 2 CPU cores)", "N", positive_int, 8),
     Option("--om-max-flip-fraction", "largest fraction of voxels whose label may differ between the OM (ATC "

@@ -88,6 +88,8 @@ PERF_STATUS_VALUES = ("PERFECT", "OK", "POK", "NOK")
 ONNX_INPUT_NAME = "actual_input_1"
 ONNX_OUTPUT_NAME = "output1"
 ONNX_INPUT_SAMPLE_SHAPE = (1, 64, 80, 80)
+#: The OM's arithmetic: ATC's default precision mode is force_fp16 (SPEC §5).
+OM_DTYPE = "fp16 (ATC force_fp16)"
 #: Run validity (reported next to every figure, not gating): fewest timed inferences worth a figure — trtexec's
 #: own minimum (``--iterations`` defaults to 10) — and the largest (p99 - median) / median before a run is called
 #: unsteady (a run with stalls this large moves a mean-based fps by several percent).

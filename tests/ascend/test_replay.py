@@ -63,7 +63,7 @@ def test_replay_plumbing_judges_a_good_folder(narrow_setup, replay_folder, gate_
     assert bs1["details"]["ratio"] == pytest.approx(26.0 / 10.31899)
     assert bs1["details"]["t4_basis"] == "median" and bs1["details"]["figure_kind"] == "dataset"
     assert "no T4 threshold" in criteria["perf.throughput.bs2"]["reason"]
-    assert "lacks bs16" in criteria["perf.tier"]["reason"]
+    assert "lack bs16" in criteria["perf.tier"]["reason"]
 
 
 def test_replay_plumbing_names_the_bn_semantics_of_a_batch_statistics_om(narrow_setup, replay_folder, gate_on):

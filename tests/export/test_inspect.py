@@ -74,10 +74,14 @@ def test_cli_checkpoint_export_inspect_round_trip(tmp_path, capsys):
     assert main(["export", "--weights", str(weights), "--bn-mode", "instance", "--dynamic-spatial",
                  "-o", str(onnx_path)]) == 0
     assert "batch-invariant" in capsys.readouterr().out
-    assert main(["inspect", str(onnx_path), "--json"]) == 0
+    # Dynamic spatial axes are not the port's contract (ATC gets 64x80x80): inspect says so and exits 1.
+    assert main(["inspect", str(onnx_path), "--json", "--bn-mode", "instance"]) == 1
     info = json.loads(capsys.readouterr().out)
     assert info["bn"]["semantics"] == "instance"
     assert info["metadata"]["vnet_accept.bn_mode"] == "instance"
+    contract, semantics = info["criteria"]
+    assert contract["id"] == "export.contract" and contract["verdict"] == "fail" and "inputs: got" in contract["reason"]
+    assert semantics["id"] == "export.bn_semantics" and semantics["verdict"] == "pass"
 
 
 def test_cli_reports_bad_weights_in_one_line(tmp_path, capsys):

@@ -4,7 +4,7 @@ The accuracy chain's criterion is ``accuracy.error_rate.<source>`` where the sou
 ``--backend auto`` picks on the day (ONNX Runtime or PyTorch), and the self-test's model records
 ``accuracy.error_rate.selftest_model`` beside it. Whichever sorts first, the report and its figures must be drawn,
 and the per-volume figure must show the port's chain, never the self-test's model. The inner suite builds its
-details with the same function the real criteria use (:func:`vnet_accept.results.criteria.error_rate_details`) on
+details with the same function the real criteria use (:func:`vnet_accept.judge.accuracy.error_rate_details`) on
 real :class:`~vnet_accept.metrics.accuracy.AccuracyResult` objects, and records one criterion of every family.
 """
 
@@ -23,7 +23,7 @@ import pytest
 
 from vnet_accept.metrics.accuracy import AccuracyResult, TileCounts, VolumeResult
 from vnet_accept.reference import AccuracyReference
-from vnet_accept.results.criteria import error_rate_details
+from vnet_accept.judge.accuracy import error_rate_details
 
 SOURCE = "{source}"
 

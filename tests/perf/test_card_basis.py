@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vnet_accept.perf.card_basis import check_card_basis, judge_card_throughput
+from vnet_accept.judge.perf import throughput
+from vnet_accept.perf.card_basis import check_card_basis
 from vnet_accept.perf.measurement import PerfMeasurement
 from vnet_accept.perf.rules import reference_t4_thresholds
 from vnet_accept.reference import PORT_310_CHIP_FPS
@@ -54,16 +55,26 @@ def test_nothing_to_confirm_with_is_no_verdict(soc, chips, needle):
 
 
 def test_the_port_passes_on_a_310_and_the_wrong_multipliers_fail_first():
+    """The one throughput judgement (vnet_accept.judge.perf) checks the card basis before any number."""
     t4 = reference_t4_thresholds()
-    ok = judge_card_throughput(PORT, t4, "Ascend310", None)
-    assert ok.passed and ok.headline().startswith("PASS card fps > T4 at bs1, bs4, bs8, bs16, bs32 (4 chip(s)")
-    assert [round(v.card_fps, 2) for v in ok.verdicts] == [24.42, 26.7, 25.68, 25.98, 25.41]
-    under = judge_card_throughput(PORT, t4, "Ascend310", 1)
-    assert not under.passed and under.headline().startswith("FAIL card basis: chips per card 1") and not under.verdicts
-    over = judge_card_throughput(PORT, t4, "Ascend310P3", 4)  # would be 24 fps > T4: must not sail through
-    assert not over.passed and over.headline().startswith("FAIL card basis: chips per card 4")
+    ok = throughput(PORT, t4, soc_version="Ascend310")
+    assert [ok.throughput_criterion(bs).verdict for bs in ok.batch_sizes] == ["pass"] * 5
+    assert [round(v.card_fps, 2) for v in ok.verdicts.values()] == [24.42, 26.7, 25.68, 25.98, 25.41]
+    under = throughput(PORT, t4, soc_version="Ascend310", chips_per_card=1)
+    c = under.throughput_criterion(1)
+    assert c.verdict == "fail" and c.explanation().startswith("FAIL card basis: chips per card 1")
+    assert "under-stated" in c.explanation() and under.tier_criterion().verdict == "fail"
+    over = throughput(PORT, t4, soc_version="Ascend310P3", chips_per_card=4)  # would be 24 fps > T4: must fail
+    assert over.throughput_criterion(16).explanation().startswith("FAIL card basis: chips per card 4")
+    assert all(c.verdict == "fail" for c in over.criteria() if c.id.startswith("perf.throughput"))
 
 
 def test_a_slow_card_fails_on_the_numbers():
-    result = judge_card_throughput([_chip(1, 2.0), _chip(16, 2.0)], reference_t4_thresholds(), "Ascend310", None)
-    assert not result.passed and result.headline().startswith("FAIL bs1: card 8.00 fps")
+    result = throughput([_chip(1, 2.0), _chip(16, 2.0)], reference_t4_thresholds(), soc_version="Ascend310")
+    c = result.throughput_criterion(1)
+    assert c.verdict == "fail" and c.explanation().startswith("FAIL bs1: card 8.00 fps")
+
+
+def test_without_the_soc_or_chips_nothing_is_judged():
+    c = throughput(PORT, reference_t4_thresholds(), soc_version=None).throughput_criterion(1)
+    assert c.verdict == "skip" and "neither the SoC nor chips per card" in c.reason

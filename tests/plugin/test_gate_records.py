@@ -58,7 +58,7 @@ def test_artifact(gate_record, tmp_path):
 EXPECTED_VERDICTS = {"demo.pass": "pass", "demo.fail": "fail", "demo.skip": "skip", "demo.error": "error",
                      "demo.late_fail": "fail", "demo.recorder_skip": "skip", "demo.artifact": "pass"}
 CRITERION_FIELDS = {"id", "description", "verdict", "measured", "units", "threshold", "basis", "reason", "artifacts",
-                    "details", "test", "recorded_at"}
+                    "details", "test", "recorded_at", "message"}
 
 
 def _report(directory: Path) -> dict:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from vnet_accept.reference import AccuracyReference
-from vnet_accept.report.record import SCHEMA, SCHEMA_VERSION, Criterion, summarise
+from vnet_accept.report.record import SCHEMA, SCHEMA_VERSION, summarise
+from vnet_accept.judge.criterion import Criterion
 
 
 def criterion(cid: str, verdict: str = "pass", measured: Any = None, **fields: Any) -> dict[str, Any]:

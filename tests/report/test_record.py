@@ -11,8 +11,6 @@ from vnet_accept.report.record import (
     REPORT_JSON,
     SCHEMA,
     SCHEMA_VERSION,
-    VERDICTS,
-    Criterion,
     build_report,
     load_report,
     package_versions,
@@ -20,6 +18,7 @@ from vnet_accept.report.record import (
     summarise,
     write_report,
 )
+from vnet_accept.judge.criterion import VERDICTS, Criterion
 
 
 def _c(cid: str, verdict: str, **kw) -> Criterion:

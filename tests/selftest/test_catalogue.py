@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from vnet_accept.selftest.catchers import Judgement
+from vnet_accept.judge.criterion import judged
 from vnet_accept.selftest.defects import CATALOGUE, DEFECTS, Defect, MutationScore, assess
 
 DEFECT = Defect("0", "demo", "a demo defect", {"a.crit": ("cause", "detail")}, lambda chain, work: [])
+
+
+def Judgement(cid: str, passed: bool, message: str):  # noqa: N802 - reads like the record it builds
+    return judged(cid, cid, passed, message=message)
 
 
 def test_caught_needs_a_failure_whose_first_line_names_the_cause():

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vnet_accept.ascend.judge import OM_DTYPE
+from vnet_accept.reference import OM_DTYPE
 from vnet_accept.ascend.tools import ToolCommand
 from vnet_accept.errors import DataError, ToolError, UsageError
 from vnet_accept.reference import ONNX_INPUT_NAME, ONNX_INPUT_SAMPLE_SHAPE, ONNX_OUTPUT_NAME

@@ -14,8 +14,7 @@ import pytest
 from vnet_accept.data.tiles import TILE_SHAPE, ct_like_batch
 from vnet_accept.model.vnet import BN_MODES
 from vnet_accept.runners.base import run_in_batches
-from vnet_accept.runners.onnxrt import OnnxRuntimeRunner
-from vnet_accept.runners.torch_runner import TorchRunner
+from vnet_accept.runners.registry import create_runner
 
 #: Reduced spatial size of the batched CPU checks, per BN mode: the smallest each semantics is well defined at.
 #: ``running`` has no statistics to compute (1×1×1 at the bottleneck is fine); ``batch`` needs more than one
@@ -74,17 +73,17 @@ def reduced_runs(onnx_export, vnet_model, reduced_inputs):
     def get(bn_mode: str) -> dict[str, ModeRuns]:
         if bn_mode not in cache:
             assert bn_mode in BN_MODES
-            runners = (OnnxRuntimeRunner(onnx_export(bn_mode, spatial=None), bn_mode=bn_mode),
-                       TorchRunner(vnet_model, bn_mode=bn_mode))
+            runners = {"onnxrt": create_runner("ort-cpu", onnx=onnx_export(bn_mode, spatial=None), bn_mode=bn_mode),
+                       "torch": create_runner("torch-cpu", model=vnet_model, bn_mode=bn_mode)}
             cache[bn_mode] = {}
             inputs = reduced_inputs(bn_mode)
-            for runner in runners:
+            for key, runner in runners.items():
                 with runner:
                     runs = ModeRuns(runner.name, runner.describe(), REDUCED_SPATIAL[bn_mode],
                                     run_in_batches(runner, inputs[:ALONE_SAMPLES], 1))
                     for n in INVARIANCE_BATCH_SIZES:
                         runs.batched[n] = run_in_batches(runner, inputs[:n], n)
-                cache[bn_mode][runner.backend] = runs
+                cache[bn_mode][key] = runs
         return cache[bn_mode]
 
     return get

@@ -19,10 +19,11 @@ import shutil
 import numpy as np
 import pytest
 
-from vnet_accept.compare import label_flips
+from vnet_accept.compare import label_flips, max_abs_diff
+from vnet_accept.judge import accuracy
 from vnet_accept.metrics.accuracy import parse_port_line
 from vnet_accept.plugin.accuracy_fixtures import INVARIANCE_BATCH, source_name
-from vnet_accept.results.criteria import error_rate_details, failure_line, measure_error_rate, not_judged_reason
+from vnet_accept.tolerances import SELFTEST_MAX_ERROR_PCT
 
 pytestmark = pytest.mark.accuracy
 
@@ -32,21 +33,22 @@ INVARIANT_MODES = ("running", "instance")
 @pytest.mark.criterion("accuracy.error_rate", "the chain's pooled error rate is within the rule")
 def test_error_rate(accuracy_runs, accuracy_dataset, accuracy_reference, accuracy_artifact_dir, uses_real_weights,
                     gate_record):
+    from vnet_accept.results.postprocess import save_volume_npz
+
     run = accuracy_runs.chain()
     report = accuracy_runs.chain_report()
     inf = run.inference
     throughput = {"backend": run.backend, "tiles_per_s": inf.tiles_per_s, "backend_tiles_per_s":
                   inf.backend_tiles_per_s, "gflop_per_s": inf.gflop_per_s, "gflop_per_tile": inf.gflop_per_tile,
                   "width": inf.width, "batch_size": run.batch_size}
-    basis = f"{run.basis}, bs{run.batch_size}, fp32, {accuracy_dataset.describe()}"
     cid = f"accuracy.error_rate.{source_name(run.backend)}"
-    c = measure_error_rate(gate_record, cid, f"pooled voxel error rate of {run.backend} over the test split",
-                            report, basis, accuracy_reference, accuracy_artifact_dir, accuracy_dataset.root,
-                            throughput=throughput, dataset="synthetic" if accuracy_dataset.synthetic else "LUNA16")
-    not_judged = not_judged_reason(uses_real_weights, accuracy_dataset.synthetic)
-    if not_judged:
-        c.skip(f"{not_judged} (measured {report.result.error_rate_pct:.4f} %)")
-    c.assert_passed(failure_line(cid, report, accuracy_reference))
+    npz = save_volume_npz(accuracy_artifact_dir / f"{cid.replace('.', '_')}_worst_volume.npz", report,
+                          report.result.worst_volume().uid, accuracy_dataset.root)
+    gate_record.record(accuracy.error_rate(
+        cid, f"pooled voxel error rate of {run.backend} over the test split", report, accuracy_reference,
+        basis=f"{run.basis}, bs{run.batch_size}, fp32, {accuracy_dataset.describe()}", worst_npz=npz,
+        not_judged=accuracy.not_judged_reason(uses_real_weights, accuracy_dataset.synthetic), throughput=throughput,
+        dataset="synthetic" if accuracy_dataset.synthetic else "LUNA16"), ("worst_volume", npz))
 
 
 @pytest.mark.criterion("accuracy.consistency.pooled_counts", "pooled = Σ per volume = Σ per tile")
@@ -140,7 +142,7 @@ def test_batch_invariance(accuracy_runs, accuracy_dataset, gate_record):
     differing = {f"{k[0]}/{k[1]}": [counts_alone[k], counts_batched[k]] for k in counts_alone
                  if counts_alone[k] != counts_batched[k]}
     flips = int(label_flips(out_batched, out_alone).sum())
-    max_abs = float(np.max(np.abs(out_batched.astype(np.float64) - out_alone)))
+    max_abs = max_abs_diff(out_batched, out_alone)
     size = min(INVARIANCE_BATCH, len(accuracy_dataset.manifest))
     source, mode = source_name(accuracy_runs.backend), accuracy_runs.bn_mode
     c = gate_record.criterion(f"accuracy.batch_invariance.{source}.bs1_vs_bs{INVARIANCE_BATCH}",
@@ -194,7 +196,6 @@ def test_trained_model_error_rate(accuracy_dataset, accuracy_backend, accuracy_r
     checked against a real number even without the trained port checkpoint."""
     from vnet_accept.plugin.accuracy_fixtures import AccuracyRuns
     from vnet_accept.runners.registry import create_runner, get_backend
-    from vnet_accept.selftest.catchers import MAX_ERROR_PCT
     from vnet_accept.selftest.chain import SELFTEST_BN_MODE
 
     if not accuracy_dataset.synthetic:
@@ -210,15 +211,8 @@ def test_trained_model_error_rate(accuracy_dataset, accuracy_backend, accuracy_r
     runs = AccuracyRuns(accuracy_dataset, accuracy_backend, gate_options.infer_batch_size, SELFTEST_BN_MODE,
                         make_runner, tmp_path_factory.mktemp("accuracy-selftest-model"), accuracy_reference)
     run = runs.chain()
-    report = runs.chain_report()
-    r = report.result
-    ok = r.error_rate_pct <= MAX_ERROR_PCT
-    c = gate_record.criterion("accuracy.error_rate.selftest_model", "pooled voxel error rate of the self-test's "
-                              "trained narrow VNet over the synthetic test split, through the accuracy chain",
-                              units="%", threshold=f"<= {MAX_ERROR_PCT} % (self-test threshold)",
-                              basis=f"{run.basis}, bs{run.batch_size}, fp32, bn_mode={SELFTEST_BN_MODE}, "
-                              f"{accuracy_dataset.describe()}")
-    c.artifact("checkpoint", selftest_chain.checkpoint)
-    c.measure(r.error_rate_pct, ok, reason=f"{r.port_line()}; Dice {r.dice:.4f}",
-              **error_rate_details(report, subject="selftest"))
-    c.assert_passed(f"error rate {r.error_rate_pct:.4f} % > {MAX_ERROR_PCT} %: {r.port_line()}")
+    gate_record.record(accuracy.error_rate_at_most(
+        "accuracy.error_rate.selftest_model", "pooled voxel error rate of the self-test's trained narrow VNet over the "
+        "synthetic test split, through the accuracy chain", runs.chain_report(), SELFTEST_MAX_ERROR_PCT,
+        basis=f"{run.basis}, bs{run.batch_size}, fp32, bn_mode={SELFTEST_BN_MODE}, {accuracy_dataset.describe()}"),
+        ("checkpoint", selftest_chain.checkpoint))

@@ -3,7 +3,7 @@
 For ``running`` and ``instance`` the gate requires max |Δ| <= ``--invariance-atol`` and no label flips between
 a sample run alone and inside a batch of 4/8/16/32 (the batch's first 8 samples are compared). For ``batch``
 (the reference port's semantics) the outputs *do* depend on the batch; the check asserts that the gate detects
-it and records the measured divergence.
+it and records the measured divergence. Judged by :mod:`vnet_accept.judge.parity`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from vnet_accept.checks.conftest import ALONE_SAMPLES, INVARIANCE_BATCH_SIZES, size_label
-from vnet_accept.compare import compare_outputs
-from vnet_accept.tolerances import Tolerance
+from vnet_accept.judge import parity
+from vnet_accept.tolerances import invariance_tolerance
 
 INVARIANT_MODES = ("running", "instance")
 RUNNERS = ("onnxrt", "torch")
@@ -24,19 +24,13 @@ RUNNERS = ("onnxrt", "torch")
 @pytest.mark.criterion("batch_invariance", "a sample's output is the same alone and inside a batch")
 def test_batch_invariant(bn_mode, runner, batch_size, reduced_runs, gate_options, gate_record):
     runs = reduced_runs(bn_mode)[runner]
-    tol = Tolerance(max_abs=gate_options.invariance_atol, max_flip_fraction=0.0)
     n = min(batch_size, ALONE_SAMPLES)
-    result = compare_outputs(runs.batched[batch_size][:n], runs.alone[:n], tol,
-                             name=f"{runner} [bn_mode={bn_mode}] bs{batch_size} vs bs1")
-    c = gate_record.criterion(
+    gate_record.record(parity.batch_invariance(
         f"batch_invariance.{runner}.{bn_mode}.bs{batch_size}",
-        f"{runner}, bn_mode={bn_mode}: the first {n} samples of a batch of {batch_size} give the same output "
-        "alone and in the batch",
-        units="max |Δ log-prob|", threshold=tol.describe(),
-        basis=f"{runs.basis}, {size_label(bn_mode)}, CT-like seeded inputs")
-    c.measure(result.max_abs, result.passed, reason=result.summary() if not result.passed else
-              f"flips {result.flips}/{result.voxels}", comparison=result.to_dict())
-    c.assert_passed(result.summary() + "\n" + result.report())
+        f"{runner}, bn_mode={bn_mode}: the first {n} samples of a batch of {batch_size} give the same output alone "
+        "and in the batch", runs.batched[batch_size][:n], runs.alone[:n],
+        invariance_tolerance(gate_options.invariance_atol), name=f"{runner} [bn_mode={bn_mode}] bs{batch_size} vs bs1",
+        basis=f"{runs.basis}, {size_label(bn_mode)}, CT-like seeded inputs"))
 
 
 @pytest.mark.parametrize("batch_size", INVARIANCE_BATCH_SIZES)
@@ -44,19 +38,10 @@ def test_batch_invariant(bn_mode, runner, batch_size, reduced_runs, gate_options
 @pytest.mark.criterion("batch_dependence_detected", "the gate detects batch-dependent BN")
 def test_batch_mode_dependence_is_detected(runner, batch_size, reduced_runs, gate_options, gate_record):
     runs = reduced_runs("batch")[runner]
-    tol = Tolerance(max_abs=gate_options.invariance_atol, max_flip_fraction=0.0)
     n = min(batch_size, ALONE_SAMPLES)
-    result = compare_outputs(runs.batched[batch_size][:n], runs.alone[:n], tol,
-                             name=f"{runner} [bn_mode=batch] bs{batch_size} vs bs1")
-    detected = not result.passed
-    c = gate_record.criterion(
+    gate_record.record(parity.batch_dependence(
         f"batch_dependence_detected.{runner}.bs{batch_size}",
-        f"{runner}, bn_mode=batch (the reference port's semantics): outputs depend on the batch, and the gate "
-        f"sees it at batch {batch_size}", units="max |Δ log-prob|",
-        threshold=f"> {tol.max_abs:g} or any label flip (dependence detected)",
-        basis=f"{runs.basis}, {size_label('batch')}, CT-like seeded inputs")
-    c.measure(result.max_abs, detected,
-              reason=(f"batch-dependent: max|Δ|={result.max_abs:.3g}, {result.flips}/{result.voxels} labels flip "
-                      f"between bs{batch_size} and bs1") if detected else
-              "NOT detected: batch-mode outputs were identical alone and in a batch", comparison=result.to_dict())
-    c.assert_passed()
+        f"{runner}, bn_mode=batch (the reference port's semantics): outputs depend on the batch, and the gate sees it "
+        f"at batch {batch_size}", runs.batched[batch_size][:n], runs.alone[:n],
+        invariance_tolerance(gate_options.invariance_atol), name=f"{runner} [bn_mode=batch] bs{batch_size} vs bs1",
+        basis=f"{runs.basis}, {size_label('batch')}, CT-like seeded inputs", batch_size=batch_size))

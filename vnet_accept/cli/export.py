@@ -18,9 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="make D, H, W dynamic too (for reduced-size tests; ATC needs the fixed 64x80x80)")
     e.add_argument("-o", "--output", required=True, metavar="FILE", help="ONNX file to write")
     e.set_defaults(func=_export)
-    i = sub.add_parser("inspect", help="describe an ONNX file: I/O, opset, metadata, BN semantics")
+    i = sub.add_parser("inspect", help="describe an ONNX file: I/O, opset, metadata, BN semantics; judge its contract",
+                       description="Describe an ONNX file and print the gate's verdicts on it: export.contract (the "
+                                   "port's I/O, dynamic batch, opset) and, with --bn-mode, export.bn_semantics. "
+                                   "Exit status 1 when a verdict fails.")
     i.add_argument("onnx_file", metavar="FILE.onnx")
-    i.add_argument("--json", action="store_true", help="print JSON")
+    i.add_argument("--bn-mode", choices=BN_MODES, metavar="MODE",
+                   help="also judge whether the graph implements this BN semantics (default: not judged)")
+    i.add_argument("--opset", type=int, default=11, metavar="N", help="opset the contract expects (default: 11, "
+                                                                      "what the port's ATC converts)")
+    i.add_argument("--json", action="store_true", help="print JSON (the description and the criteria)")
     i.set_defaults(func=_inspect)
 
 
@@ -41,7 +48,15 @@ def _export(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     from vnet_accept.export.inspect import inspect_onnx
+    from vnet_accept.judge import export
 
     info = inspect_onnx(args.onnx_file)
-    print(json.dumps(info.to_dict(), indent=2) if args.json else info.render())
-    return 0
+    criteria = [export.contract(info, opset=args.opset, basis="vnet-accept inspect")]
+    if args.bn_mode:
+        criteria.append(export.bn_semantics(info, args.bn_mode))
+    if args.json:
+        print(json.dumps({**info.to_dict(), "criteria": [c.to_dict() for c in criteria]}, indent=2))
+    else:
+        print(info.render())
+        print("\n".join(c.headline() for c in criteria))
+    return 1 if any(c.verdict == "fail" for c in criteria) else 0

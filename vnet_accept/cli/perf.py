@@ -29,8 +29,8 @@ def register(subparsers: Any) -> None:
                         help="latency statistic behind each fps: 'port' reproduces the port's table (T4 median "
                              "at bs1, mean elsewhere; NPU mean) (default: port)")
     parser.add_argument("--soc-version", default="Ascend310", metavar="SOC",
-                        help="the NPU's SoC (Ascend310, Ascend310P3 …); sets chips per card and, for a 310P, "
-                             "the 310P rule (default: Ascend310)")
+                        help="the NPU's SoC (Ascend310, Ascend310P3 …); sets chips per card (a --chips-per-card it "
+                             "contradicts fails every batch size) and, for a 310P, the 310P rule (default: Ascend310)")
     parser.add_argument("--chips-per-card", type=positive_int, metavar="N",
                         help="chips on one card; card fps = per-chip fps × N (default: 4 for Ascend310, "
                              "1 for Ascend310P)")
@@ -52,18 +52,22 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from vnet_accept.errors import UsageError
     from vnet_accept.io_utils import atomic_write_json
+    from vnet_accept.judge.perf import render, throughput
     from vnet_accept.perf.parsers import parse_perf_paths
-    from vnet_accept.perf.report import evaluate, format_text
     from vnet_accept.perf.rules import (
         REFERENCE_310_SOURCE,
+        REFERENCE_T4_SOURCE,
         card_fps,
         check_perf_status_claim,
         chips_per_card_for,
         combine_chip_figures,
         reference_310_card_fps,
+        reference_t4_basis_report,
+        reference_t4_thresholds,
+        t4_basis_report,
+        t4_thresholds_from,
     )
 
-    chips = args.chips_per_card or chips_per_card_for(args.soc_version)
     scan = parse_perf_paths(args.files, statistic=args.statistic, batch_size=args.batch_size)
     rejected = list(scan.rejected)
     npu = [m for m in scan.measurements if m.scope != "gpu"]
@@ -100,15 +104,37 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"no performance figure in the files given: {reasons}")
     if args.strict and rejected:
         raise UsageError(f"{rejected[0]} (--strict)")
-    report = evaluate(npu, t4, statistic=args.statistic, soc_version=args.soc_version, chips_per_card=chips,
-                      rejected=rejected, extra=extra, card_fps_310=card_310, source_310=source_310)
+    if t4 is None:
+        thresholds, t4_source, statement = reference_t4_thresholds(), REFERENCE_T4_SOURCE, reference_t4_basis_report()
+    else:
+        thresholds, t4_source, statement = t4_thresholds_from(t4), f"{len(t4)} trtexec log(s)", t4_basis_report(t4)
+    if args.chips_per_card is None:
+        chips_per_card_for(args.soc_version)  # an unknown SoC is a usage error naming --chips-per-card
+    judgement = throughput(npu, thresholds, soc_version=args.soc_version, chips_per_card=args.chips_per_card,
+                           statistic=args.statistic, t4_source=t4_source, card_fps_310=card_310,
+                           source_310=source_310, statements=[statement] if statement else [])
+    claim = None
     if args.modelzoo_level:
-        report.claim = check_perf_status_claim(_read_modelzoo_level(args.modelzoo_level), report.placement)
-    print(format_text(report))
+        claim = check_perf_status_claim(_read_modelzoo_level(args.modelzoo_level), judgement.placement)
+    print(render(judgement, rejected, extra=[*(t4 or ()), *extra]))
+    if claim is not None:
+        print(claim.explanation)
     if args.json:
-        atomic_write_json(args.json, report.to_dict())
+        data = {"criteria": [c.to_dict() for c in judgement.criteria()],
+                "verdicts": [judgement.verdicts[bs].to_dict() for bs in judgement.batch_sizes],
+                "placement": judgement.placement.to_dict(),
+                "rule_310p": [r.to_dict() for r in judgement.rule_310p],
+                "measurements": [{**m.to_dict(), "validity": v.to_dict()} for bs in judgement.batch_sizes
+                                 for m, v in judgement.validity.get(bs, [])],
+                "soc_version": judgement.soc_version, "chips_per_card": judgement.chips_per_card,
+                "card_basis": judgement.basis.to_dict(), "statistic": judgement.statistic,
+                "t4_source": t4_source, "thresholds": {str(bs): vars(t) for bs, t in sorted(thresholds.items())},
+                "statements": judgement.statements,
+                "not_read": [{"file": e.source, "kind": e.kind, "reason": e.reason} for e in rejected],
+                "perf_status_claim": vars(claim) if claim else None, "failed": judgement.failed}
+        atomic_write_json(args.json, data)
         print(f"\nJSON written to {args.json}")
-    return 1 if report.failed else 0
+    return 1 if judgement.failed or (claim is not None and claim.passed is False) else 0
 
 
 def _read_modelzoo_level(path: str) -> dict[str, str]:

@@ -119,6 +119,7 @@ def _postprocess(args: argparse.Namespace) -> int:
     from vnet_accept.data.uids import read_uid_file
     from vnet_accept.errors import UsageError
     from vnet_accept.io_utils import atomic_write_json
+    from vnet_accept.judge import accuracy
     from vnet_accept.reference import AccuracyReference
     from vnet_accept.results.postprocess import postprocess_results
 
@@ -134,8 +135,11 @@ def _postprocess(args: argparse.Namespace) -> int:
                                  manifest=load_manifest(args.prep) if args.prep else None,
                                  uids=read_uid_file(args.uids) if args.uids else None, layout=args.layout,
                                  reference=reference, resamples=args.bootstrap, seed=args.seed)
+    criterion = accuracy.error_rate("accuracy.error_rate.results", f"pooled voxel error rate of {args.results}",
+                                    report, reference, basis=report.source)
     print(report.render())
+    print(criterion.headline())
     if args.json:
-        path = atomic_write_json(args.json, report.to_dict())
+        path = atomic_write_json(args.json, {**report.to_dict(), "criterion": criterion.to_dict()})
         print(f"wrote {path}")
-    return 0 if report.passed else 1
+    return 0 if criterion.passed else 1

@@ -16,7 +16,7 @@ def verdict_block(report: Mapping[str, Any] | None, outcome: Outcome, where: Pat
     """The short block the gate ends with: verdict, counts, failures' headlines, not-judged groups, files."""
     from vnet_accept.report.modelzoo import modelzoo_statuses
     from vnet_accept.report.notjudged import not_judged, summary_line
-    from vnet_accept.report.record import Criterion
+    from vnet_accept.judge.criterion import Criterion
 
     width = width or min(shutil.get_terminal_size((100, 20)).columns, 120)
     word = {0: "PASS", 1: "FAIL"}.get(outcome.exit_code, "NO VERDICT")

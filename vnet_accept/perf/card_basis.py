@@ -10,19 +10,20 @@ parsers return is per chip; what can go wrong is the multiplier:
   figure multiplied again): the card is 4× over-stated and a slow port sails past the T4.
 
 :func:`check_card_basis` states the multiplier, where it came from, and whether the SoC (``--soc-version`` or
-``npu-smi info``) confirms it; :func:`judge_card_throughput` runs the rules of :mod:`vnet_accept.perf.rules`
-only on a confirmed multiplier, so a contradiction is the verdict's first line, not a number that looks fine.
+``npu-smi info``) confirms it; the throughput judgement (:func:`vnet_accept.judge.perf.throughput`) fails every
+batch size on a contradicted multiplier, so a contradiction is the verdict's first line, not a number that looks
+fine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from vnet_accept.errors import UsageError
 from vnet_accept.perf.measurement import PerfMeasurement
-from vnet_accept.perf.rules import T4Threshold, ThroughputVerdict, chips_per_card_for
+from vnet_accept.perf.rules import chips_per_card_for
 
 
 @dataclass(frozen=True)
@@ -80,51 +81,3 @@ def check_card_basis(soc_version: str | None, chips_per_card: int | None, *, soc
     return CardBasis(soc_version, soc_source, chips_per_card, chips_source, expected, False,
                      f"FAIL card basis: chips per card {chips_per_card} ({chips_source}) contradicts SoC {soc_version} "
                      f"({soc_source}), whose card has {expected} chip(s) per card: {effect}")
-
-
-@dataclass(frozen=True)
-class CardThroughput:
-    """The card basis and, when it holds, the throughput verdicts per batch size."""
-
-    basis: CardBasis
-    verdicts: tuple[ThroughputVerdict, ...]
-
-    @property
-    def passed(self) -> bool:
-        judged = [v.passed for v in self.verdicts if v.passed is not None]
-        return self.basis.passed is not False and bool(judged) and all(judged)
-
-    def headline(self) -> str:
-        if self.basis.passed is False:
-            return self.basis.explanation
-        failed = [v for v in self.verdicts if v.passed is False]
-        if failed:
-            return failed[0].explanation
-        judged = [v for v in self.verdicts if v.passed]
-        if not judged:
-            return "NO VERDICT throughput: no batch size has both an NPU figure and a T4 threshold"
-        return (f"PASS card fps > T4 at {', '.join(f'bs{v.batch_size}' for v in judged)} "
-                f"({self.basis.chips_per_card} chip(s) per card, confirmed by the SoC)"
-                if self.basis.passed else
-                f"PASS card fps > T4 at {', '.join(f'bs{v.batch_size}' for v in judged)} (chips per card "
-                f"{self.basis.chips_per_card}, unconfirmed: {self.basis.explanation})")
-
-    def message(self) -> str:
-        lines = [self.headline(), self.basis.explanation, *(v.explanation for v in self.verdicts)]
-        return "\n".join(dict.fromkeys(lines))  # the headline may be one of the others
-
-
-def judge_card_throughput(measurements: Sequence[PerfMeasurement], thresholds: Mapping[int, T4Threshold],
-                          soc_version: str | None, chips_per_card: int | None, *,
-                          soc_source: str = "--soc-version", chips_source: str = "--chips-per-card") -> CardThroughput:
-    """Card fps against the T4 per batch size (:func:`vnet_accept.perf.rules.judge_throughput`) on a multiplier
-    the SoC confirms; a contradicted multiplier is a failure whatever the numbers."""
-    from vnet_accept.perf.rules import combine_chip_figures, judge_throughput
-
-    npu = [m for m in measurements if m.scope != "gpu"]
-    basis = check_card_basis(soc_version, chips_per_card, soc_source=soc_source, chips_source=chips_source,
-                             measurements=npu)
-    if basis.passed is False or basis.chips_per_card is None:
-        return CardThroughput(basis, ())
-    verdicts = judge_throughput(combine_chip_figures(npu), thresholds, basis.chips_per_card)
-    return CardThroughput(basis, tuple(verdicts))

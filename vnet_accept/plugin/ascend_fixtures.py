@@ -249,33 +249,22 @@ def npu_evidence(npu_settings: NpuSettings, ascend_toolset, request: pytest.Fixt
 
 @dataclass(frozen=True)
 class NpuCard:
-    """The card the throughput figures are scaled to: chips per card and the SoC, and where each came from."""
+    """What says how many chips make the card: the SoC (``--soc-version``, else the results' ``npu-smi.txt``) and
+    ``--chips-per-card`` if given, each with where it came from. The throughput judgement
+    (:func:`vnet_accept.judge.perf.throughput`) checks one against the other."""
 
-    chips_per_card: int
     soc_version: str | None
-    source: str
-    #: Why the multiplier cannot be trusted (--chips-per-card contradicting the SoC), else None.
-    basis_problem: str | None = None
+    soc_source: str
+    chips_given: int | None
 
 
 @pytest.fixture(scope="session")
 def npu_card(npu_settings: NpuSettings, npu_evidence) -> NpuCard:
-    """``--chips-per-card``, else from ``--soc-version``, else from the results' ``npu-smi.txt``; a skip naming
-    what to pass when nothing says (card fps = per-chip fps × chips per card)."""
-    from vnet_accept.perf.rules import chips_per_card_for
-
+    """The SoC and ``--chips-per-card``; a skip naming what to pass when neither says (card fps = per-chip fps ×
+    chips per card)."""
     soc = npu_settings.soc_version or npu_evidence.soc_version
     soc_source = "--soc-version" if npu_settings.soc_version else f"{npu_evidence.root.name}/npu-smi.txt"
-    if npu_settings.chips_per_card:
-        from vnet_accept.perf.card_basis import check_card_basis
-
-        basis = check_card_basis(soc, npu_settings.chips_per_card, soc_source=soc_source) if soc else None
-        problem = basis.explanation if basis is not None and basis.passed is False else None
-        return NpuCard(npu_settings.chips_per_card, soc, "--chips-per-card", problem)
-    if soc:
-        try:
-            return NpuCard(chips_per_card_for(soc), soc, f"{soc} from {soc_source}")
-        except UsageError as exc:
-            pytest.fail(str(exc), pytrace=False)
-    pytest.skip("chips per card unknown: pass --soc-version (Ascend310: 4 chips a card, Ascend310P3: 1) or "
-                "--chips-per-card N, or put `npu-smi info` output in DIR/npu-smi.txt")
+    if not soc and not npu_settings.chips_per_card:
+        pytest.skip("chips per card unknown: pass --soc-version (Ascend310: 4 chips a card, Ascend310P3: 1) or "
+                    "--chips-per-card N, or put `npu-smi info` output in DIR/npu-smi.txt")
+    return NpuCard(soc, soc_source, npu_settings.chips_per_card)

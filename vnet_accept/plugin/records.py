@@ -16,14 +16,8 @@ from typing import Any
 import pytest
 
 from vnet_accept.io_utils import sha256_file
-from vnet_accept.report.record import (
-    Criterion,
-    build_report,
-    detail_problems,
-    provenance,
-    summarise,
-    write_report,
-)
+from vnet_accept.report.record import build_report, detail_problems, provenance, summarise, write_report
+from vnet_accept.judge.criterion import Criterion
 
 PROPERTY = "vnet_accept_criterion"
 records_key = pytest.StashKey[list]()  # per item: Criterion objects not yet shipped
@@ -87,6 +81,28 @@ class GateRecorder:
     def skip(self, id: str, description: str, reason: str) -> None:
         __tracebackhide__ = True
         self.criterion(id, description).skip(reason)
+
+    def record(self, criterion: Criterion, *artifacts: tuple[str, str | Path]) -> Criterion:
+        """Record what a judgement (:mod:`vnet_accept.judge`) returned, with ``(name, path)`` artifacts hashed here,
+        and end the test the same way: a skip keeps its reason, a failure shows the judgement's message (its first
+        line is pytest's short summary), no traceback."""
+        __tracebackhide__ = True
+        handle = CriterionHandle(criterion)
+        for name, path in artifacts:
+            handle.artifact(name, path)
+        criterion.test = self.item.nodeid
+        criterion.recorded_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.item.stash.setdefault(records_key, []).append(criterion)
+        problems = detail_problems(criterion.id, criterion.details)
+        if problems:  # fails here, in the test that records it, not later in the report
+            criterion.verdict = "error"
+            criterion.reason = f"the check recorded details the report cannot read: {problems[0]}"
+            raise TypeError(f"{criterion.id}: {'; '.join(problems)}")
+        if criterion.verdict == "skip":
+            pytest.skip(criterion.reason)
+        if criterion.verdict != "pass":
+            pytest.fail(criterion.explanation(), pytrace=False)
+        return criterion
 
 
 @pytest.fixture

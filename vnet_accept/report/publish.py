@@ -89,7 +89,7 @@ def render_report(report: dict[str, Any], directory: str | os.PathLike[str]) -> 
 
 def fallback_markdown(report: Mapping[str, Any], error: str) -> str:
     """The verdicts as a plain list, when the full Markdown could not be rendered."""
-    from vnet_accept.report.record import Criterion
+    from vnet_accept.judge.criterion import Criterion
 
     summary = report.get("summary") or {}
     lines = ["# VNet PyTorch → ONNX → Ascend OM: vnet-accept gate report", "",

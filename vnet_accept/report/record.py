@@ -34,46 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from vnet_accept.io_utils import atomic_write_json
+from vnet_accept.judge.criterion import VERDICTS, Criterion
 
 SCHEMA = "vnet-accept/gate-report"
 SCHEMA_VERSION = 1
-VERDICTS = ("pass", "fail", "skip", "error")
 REPORT_JSON = "gate-report.json"
 _VERSIONED_PACKAGES = ("vnet-accept", "torch", "onnx", "onnxruntime", "numpy", "scipy", "SimpleITK", "pytest")
-
-
-@dataclass
-class Criterion:
-    id: str
-    description: str
-    verdict: str = "error"  # until measured: a test that dies before measuring is an error, never a pass
-    measured: Any = None
-    units: str = ""
-    threshold: str = ""
-    basis: str = ""
-    reason: str = ""  # one line: why it passed/failed/was skipped
-    artifacts: dict[str, dict[str, str]] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-    test: str = ""
-    recorded_at: str = ""
-
-    def __post_init__(self) -> None:
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Criterion:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    def headline(self) -> str:
-        value = self.measured if not isinstance(self.measured, float) else f"{self.measured:.6g}"
-        shown = f"{value} {self.units}".strip() if self.measured is not None else "not measured"
-        limit = f" (threshold {self.threshold})" if self.threshold else ""
-        return f"{self.verdict.upper():5} {self.id}: {shown}{limit}" + (f" — {self.reason}" if self.reason else "")
 
 
 # --- the details contract, checked when a criterion is recorded -------------------------------------------------

@@ -4,8 +4,7 @@ of planted defects, each of which the criterion meant to catch it must fail (iss
 * :mod:`vnet_accept.selftest.chain` builds the clean artifacts once (cached by their recipe): the trained
   checkpoint, held-out synthetic scans and their tiles, the ONNX exports, a results folder written as ais_bench
   writes it, a PyTorch reference run and the port's performance files;
-* :mod:`vnet_accept.selftest.catchers` wraps each gate criterion's library function as a judgement (criterion
-  id, verdict, message whose first line names the cause);
-* :mod:`vnet_accept.selftest.defects` plants each defect into a copy of a clean artifact and judges it, and
-  scores the catalogue (caught / planted, false alarms on the clean chain).
+* :mod:`vnet_accept.selftest.defects` plants each defect into a copy of a clean artifact and judges it with the
+  gate's own judge functions (:mod:`vnet_accept.judge`), and scores the catalogue (caught / planted, false alarms
+  on the clean chain).
 """

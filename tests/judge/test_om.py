@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vnet_accept.ascend.judge import MERGED_AT_BS1, bn_semantics, judge_perf, om_batch_invariance, om_parity
+from vnet_accept.judge.om import MERGED_AT_BS1, bn_semantics, om_batch_invariance, om_parity
+from vnet_accept.judge.perf import throughput
 from vnet_accept.perf.parsers import parse_perf_file
 from vnet_accept.perf.rules import reference_t4_thresholds
 from vnet_accept.tolerances import om_tolerance
@@ -132,8 +133,8 @@ def test_perf_on_a_310p3_card_fixture_files():
     mean 614.2329915 ms -> 26.0487 fps. A 310P3 card has one chip."""
     chosen = {1: parse_perf_file(PERF / "perf_bs1_summary.json").measurements,
               16: parse_perf_file(PERF / "result_bs16_summary.json").measurements}
-    judgement = judge_perf(chosen, reference_t4_thresholds(), 1, "Ascend310P3", (1, 16),
-                           {1: "pure", 16: "dataset"})
+    judgement = throughput([m for ms in chosen.values() for m in ms], reference_t4_thresholds(),
+                           soc_version="Ascend310P3", batch_sizes=(1, 16), kinds={1: "pure", 16: "dataset"})
     v1, v16 = judgement.verdicts[1], judgement.verdicts[16]
     assert v1.card_fps == pytest.approx(1000 / 41.59594725) and v1.ratio == pytest.approx(24.0408 / 10.31899, 1e-4)
     assert v16.card_fps == pytest.approx(16000 / 614.2329915364584)
@@ -149,6 +150,7 @@ def test_perf_on_a_310p3_card_fixture_files():
 
 
 def test_perf_without_a_figure_has_no_verdict():
-    judgement = judge_perf({}, reference_t4_thresholds(), 4, "Ascend310", (1, 16))
+    judgement = throughput([], reference_t4_thresholds(), soc_version="Ascend310", batch_sizes=(1, 16))
     assert judgement.verdicts[1].passed is None and judgement.placement.tier is None
     assert judgement.rule_310p == []
+    assert judgement.throughput_criterion(1).verdict == "skip" and judgement.tier_criterion().verdict == "fail"

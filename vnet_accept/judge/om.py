@@ -1,5 +1,6 @@
-"""Judging OM outputs and NPU throughput: parity with ONNX, batch invariance, BN semantics, card fps (SPEC §2.1,
-§5, §7). Pure functions over arrays and parsed figures, so they run the same on live and replayed results.
+"""The ``om.*`` criteria: ATC's conversion, the results belong to the tiles judged, the OM's outputs against ONNX
+Runtime tile by tile, its batch invariance, and which BN semantics it implements (SPEC §2.1, §5). Pure functions
+over arrays and parsed files, so they run the same on live and replayed results.
 
 Arrays are VNet outputs ``(D, H, W, 2)`` per tile (or ``(N, D, H, W, 2)``), float32 log-probabilities, class
 axis last; every comparison goes through :func:`vnet_accept.compare.compare_outputs` (float64 after
@@ -17,13 +18,15 @@ computation and count as one candidate.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from vnet_accept.compare import CompareResult, compare_outputs, find_swaps
+from vnet_accept.compare import CompareResult, compare_outputs, find_swaps, label_flips, max_abs_diff
+from vnet_accept.judge.criterion import Criterion, judged
+from vnet_accept.reference import OM_DTYPE
 from vnet_accept.tolerances import (
     BN_SEMANTICS_MARGIN,
     OM_INVARIANCE_MAX_FLIP_FRACTION,
@@ -31,7 +34,6 @@ from vnet_accept.tolerances import (
     om_tolerance,
 )
 
-OM_DTYPE = "fp16 (ATC force_fp16)"
 BN_CANDIDATES = ("batch", "instance", "running")
 MERGED_AT_BS1 = "batch=instance"
 
@@ -151,15 +153,15 @@ def om_batch_invariance(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], bat
     for label, a, b in pairs:
         if a.shape != b.shape:
             raise ValueError(f"{label}: output shapes differ, {a.shape} vs {b.shape}")
-        labels_a, labels_b = a[..., 1] > a[..., 0], b[..., 1] > b[..., 0]  # = argmax, ties to class 0
-        n = int(np.count_nonzero(labels_a != labels_b))
+        flipped = label_flips(b, a)
+        n = int(np.count_nonzero(flipped))
         finite = np.isfinite(a).all() and np.isfinite(b).all()
         if not finite:
             nonfinite += int(np.size(a) - np.count_nonzero(np.isfinite(a)) + np.size(b)
                              - np.count_nonzero(np.isfinite(b)))
         else:
-            max_abs = max(max_abs, float(np.max(np.abs(a.astype(np.float64) - b))))
-        tiles, voxels, flips = tiles + 1, voxels + labels_a.size, flips + n
+            max_abs = max(max_abs, max_abs_diff(b, a))
+        tiles, voxels, flips = tiles + 1, voxels + flipped.size, flips + n
         if n:
             per_tile.append((label, n))
     per_tile.sort(key=lambda t: -t[1])
@@ -235,61 +237,71 @@ def bn_semantics(om: np.ndarray, references: Mapping[str, np.ndarray], batch_siz
                               distances[closest].passed, tolerance)
 
 
-# --- throughput -------------------------------------------------------------------------------------------------------
+# --- the criteria -------------------------------------------------------------------------------------------------
 
-@dataclass
-class PerfJudgement:
-    """Card fps against the T4 at the batch sizes judged, the placement tier, the 310P rule, run validity."""
-
-    chips_per_card: int
-    soc_version: str | None
-    batch_sizes: tuple[int, ...]
-    verdicts: dict[int, Any]  # bs -> ThroughputVerdict
-    placement: Any  # PlacementVerdict
-    rule_310p: list[Any] = field(default_factory=list)  # Rule310PVerdict
-    validity: dict[int, list[tuple[Any, Any]]] = field(default_factory=dict)  # bs -> [(PerfMeasurement, RunValidity)]
-    kinds: dict[int, str] = field(default_factory=dict)
-
-    def details(self, batch_size: int) -> dict[str, Any]:
-        """``perf.throughput.bs<N>`` details: the report contract's keys plus percentiles and run validity."""
-        from vnet_accept.ascend.results_folder import PERF_KIND_HELP
-
-        v = self.verdicts[batch_size]
-        runs = []
-        for m, validity in self.validity.get(batch_size, []):
-            lat = m.latency
-            runs.append({"source": m.where, "device_id": m.device_id, "chip_fps": m.fps, "basis": m.basis,
-                         "metric": m.metric, "latency_ms": None if lat is None else {
-                             "min": lat.min_ms, "median": lat.median_ms, "mean": lat.mean_ms, "p99": lat.p99_ms,
-                             "max": lat.max_ms, "count": lat.count, "count_source": lat.count_source},
-                         "validity": validity.describe(), "valid": validity.ok, "notes": list(m.notes),
-                         "warnings": list(m.warnings)})
-        kind = self.kinds.get(batch_size)
-        return {**v.criterion_details(), "soc_version": self.soc_version, "runs": runs,
-                "run_validity_ok": all(r["valid"] for r in runs) if runs else None,
-                "figure_kind": kind, "figure_kind_meaning": PERF_KIND_HELP.get(kind or "")}
+def atc(record: Any, batch_size: int, *, live: bool, om: Any = None, log_tail_lines: int = 20) -> Criterion:
+    """``om.atc.bs<N>``: ATC exited 0, printed its success line and no error code (and, run here, wrote the OM).
+    ``record`` is an :class:`~vnet_accept.ascend.results_folder.AtcRecord`."""
+    log = record.log
+    exit_text = ("exit status not recorded (judged by the console; append `echo \"ATC exit status $?\"`)"
+                 if record.exit_status is None else f"exit status {record.exit_status}")
+    codes = ", ".join(m.describe() for m in log.errors) or "no error code"
+    reason = (f"{'PASS' if record.succeeded else 'FAIL'} ATC bs{batch_size}: {exit_text}; "
+              f"{'success line' if log.success_line else 'no success line'}"
+              f"{'; failure line' if log.failure_line else ''}; {codes}")
+    tail = "\n".join(record.text.strip().splitlines()[-log_tail_lines:])
+    return judged(f"om.atc.bs{batch_size}", f"ATC converts the ONNX into an OM for bs{batch_size}: exit status 0 and "
+                  "the success line" + (" and the OM on disk" if live else ""), record.succeeded,
+                  measured=record.exit_status, units="exit status", threshold="0, 'ATC run success', no error code",
+                  basis=f"{record.path.name} ({'run here' if live else 'console copied from the host'})",
+                  reason=reason, message=reason + "\nlog tail:\n" + tail, error_codes=list(log.error_codes),
+                  warning_codes=list(log.warning_codes), warnings=[m.describe() for m in log.warnings],
+                  log=str(record.path), om=str(om) if om else None)
 
 
-def judge_perf(chosen: Mapping[int, Sequence[Any]], thresholds: Mapping[int, Any], chips_per_card: int,
-               soc_version: str | None, batch_sizes: Sequence[int],
-               kinds: Mapping[int, str] | None = None) -> PerfJudgement:
-    """``chosen``: per batch size the per-chip :class:`~vnet_accept.perf.measurement.PerfMeasurement` figures to
-    judge (several chips are averaged); ``thresholds``: ``{bs: T4Threshold}``."""
-    from vnet_accept.perf.rules import (
-        assess_run,
-        combine_chip_figures,
-        judge_310p,
-        judge_batch_size,
-        placement,
-        reference_310_card_fps,
-    )
+def inputs_match(check: Any, *, basis: str, **details: Any) -> Criterion:
+    """``om.inputs_match``: the NPU results were computed from the tiles the gate judges with (sha256 of every
+    input); ``check`` is an :class:`~vnet_accept.ascend.results_folder.InputsCheck`. Unverifiable: not judged."""
+    description = "the NPU results were computed from the tiles the gate judges with (sha256 of every input)"
+    passed = None if check.status == "unverified" else check.status == "match"
+    return judged("om.inputs_match", description, passed, measured=len(check.differing), units="tiles differing",
+                  threshold="0", basis=basis, reason=check.describe(), message=check.describe(),
+                  differing=list(check.differing[:50]), checked=check.checked, **details)
 
-    figures = combine_chip_figures(m for bs in batch_sizes for m in chosen.get(bs, ()))
-    verdicts = {bs: judge_batch_size(bs, figures.get(bs), thresholds.get(bs), chips_per_card) for bs in batch_sizes}
-    result = PerfJudgement(chips_per_card, soc_version, tuple(batch_sizes), verdicts,
-                           placement(list(verdicts.values())), kinds=dict(kinds or {}))
-    result.validity = {bs: [(m, assess_run(m)) for m in chosen.get(bs, ())] for bs in batch_sizes}
-    if soc_version and soc_version.lower().startswith("ascend310p"):
-        card = {bs: v.card_fps for bs, v in verdicts.items() if v.card_fps is not None}
-        result.rule_310p = judge_310p(card, reference_310_card_fps(), thresholds)
-    return result
+
+def parity(om: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], labels: Mapping[str, str],
+           batch_size: int, tolerance: Tolerance, *, basis: str, tiles_asked: int, **details: Any) -> Criterion:
+    """``om.parity.om_vs_onnx.bs<N>``: every tile's OM output within ``tolerance`` of ONNX Runtime's; swapped tiles
+    are named."""
+    verdict = om_parity(om, reference, labels, batch_size, tolerance)
+    return judged(f"om.parity.om_vs_onnx.bs{batch_size}", f"the OM at bs{batch_size} ({OM_DTYPE}) equals ONNX Runtime "
+                  f"(fp32) on each of the first {tiles_asked} tiles: {tolerance.describe()}", verdict.passed,
+                  measured=verdict.worst.result.red, units="RED (worst tile)", threshold=tolerance.describe(),
+                  basis=basis, reason=verdict.explanation(),
+                  message=verdict.explanation() + "\n" + verdict.worst.result.report(),
+                  **verdict.criterion_details(), **details)
+
+
+def batch_invariance(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], batch_size: int, limit: float, *,
+                     basis: str) -> Criterion:
+    """``om.batch_invariance.bs1_vs_bs<N>``: each tile's labels at bs<N> equal those at bs1."""
+    verdict = om_batch_invariance(pairs, batch_size, limit)
+    return judged(f"om.batch_invariance.bs1_vs_bs{batch_size}", f"each tile's labels from the OM at bs{batch_size} "
+                  f"equal those at bs1 (at most {limit:g} of the voxels differ)", verdict.passed,
+                  measured=verdict.flip_fraction, units="label flip fraction", threshold=f"≤ {limit:g}",
+                  basis=f"{basis}, {verdict.tiles} tiles", reason=verdict.explanation(),
+                  message=verdict.explanation(), **verdict.criterion_details())
+
+
+def bn_semantics_criterion(om: np.ndarray, references: Mapping[str, np.ndarray], batch_size: int, margin: float,
+                           tolerance: Tolerance, *, basis: str, **details: Any) -> Criterion:
+    """``om.bn_semantics``: which BN semantics the OM implements - the closest of ONNX Runtime's ``batch``,
+    ``instance`` and ``running`` exports when the runner-up is ``margin`` times farther (else ambiguous, a fail)."""
+    finding = bn_semantics(om, references, batch_size, margin, tolerance)
+    measured = finding.closest if finding.clear else f"ambiguous ({finding.closest}/{finding.runner_up})"
+    return judged("om.bn_semantics", "which BN semantics the OM implements: its outputs for one batch against ONNX "
+                  "Runtime under the batch, instance and running exports of the checkpoint; a clear winner is "
+                  f"{margin:g}× closer (RED) than the runner-up", finding.clear, measured=measured,
+                  units="BN semantics", threshold=f"runner-up ≥ {margin:g}× farther (relative Euclidean distance)",
+                  basis=basis, reason=finding.explanation(), message=finding.explanation(),
+                  **finding.criterion_details(), **details)
