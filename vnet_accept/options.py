@@ -64,7 +64,8 @@ OPTIONS: tuple[Option, ...] = (
     # Accuracy rule
     Option("--reference-error", "published error rate the gate compares with, percent",
            "PCT", non_negative_float, reference.PUBLISHED_ERROR_PCT),
-    Option("--tolerance-pp", "allowed |error - reference| in percentage points", "PP", non_negative_float, reference.TOLERANCE_PP),
+    Option("--tolerance-pp", "allowed |error - reference| in percentage points", "PP", non_negative_float,
+           reference.TOLERANCE_PP),
     # Where things go
     Option("--gate-report", "directory for the gate report (gate-report.json, ...); written at session end",
            "DIR"),

@@ -78,8 +78,8 @@ def test_evidence_copied_into_the_report_folder(tmp_path):
 def test_paths_inside_the_report_folder_are_written_relative_to_it(tmp_path):
     """The report is written with its final paths: a file inside the folder is named relative to the folder,
     so the staging folder's name never reaches the published report (no rewriting afterwards)."""
-    from vnet_accept.report.record import build_report
     from vnet_accept.judge.criterion import Criterion
+    from vnet_accept.report.record import build_report
 
     inside, outside = tmp_path / "report" / "x_worst.npz", tmp_path / "cache" / "y.npz"
     c = Criterion("accuracy.error_rate.onnxrt", "d", details={"worst_volume": {"npz": str(inside)}},

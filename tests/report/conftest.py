@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from vnet_accept.judge.criterion import Criterion
 from vnet_accept.reference import AccuracyReference
 from vnet_accept.report.record import SCHEMA, SCHEMA_VERSION, summarise
-from vnet_accept.judge.criterion import Criterion
 
 
 def criterion(cid: str, verdict: str = "pass", measured: Any = None, **fields: Any) -> dict[str, Any]:
@@ -41,8 +41,8 @@ def accuracy(source: str, verdict: str, error: float | None, volumes: int = 5, n
         per_volume = [{"uid": f"1.3.6.1.4.1.{i}", "incorrect": 100 * i, "total": 409_600 * 8,
                        "error_rate_pct": error * (0.5 + i / volumes), "dice": 0.98, "iou": 0.96}
                       for i in range(volumes)]
-        details = {"subject": "port", "incorrect": 2_479_051, "total": 439_091_200, "tiles": 1072, "volumes": 134, "uids_listed": 134,
-                   "uids_used": 134, "views": AccuracyReference().views(error),
+        details = {"subject": "port", "incorrect": 2_479_051, "total": 439_091_200, "tiles": 1072, "volumes": 134,
+                   "uids_listed": 134, "uids_used": 134, "views": AccuracyReference().views(error),
                    "ci95_pct": [error - 0.05, error + 0.05], "per_volume": per_volume}
         if npz:
             details["worst_volume"] = {"uid": per_volume[-1]["uid"], "error_rate_pct": per_volume[-1]["error_rate_pct"],

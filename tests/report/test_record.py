@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from vnet_accept.judge.criterion import VERDICTS, Criterion
 from vnet_accept.report import record
 from vnet_accept.report.record import (
     REPORT_JSON,
@@ -18,7 +19,6 @@ from vnet_accept.report.record import (
     summarise,
     write_report,
 )
-from vnet_accept.judge.criterion import VERDICTS, Criterion
 
 
 def _c(cid: str, verdict: str, **kw) -> Criterion:

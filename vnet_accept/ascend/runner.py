@@ -32,10 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vnet_accept.reference import OM_DTYPE
 from vnet_accept.ascend.tools import ToolCommand
 from vnet_accept.errors import DataError, ToolError, UsageError
-from vnet_accept.reference import ONNX_INPUT_NAME, ONNX_INPUT_SAMPLE_SHAPE, ONNX_OUTPUT_NAME
+from vnet_accept.reference import OM_DTYPE, ONNX_INPUT_NAME, ONNX_INPUT_SAMPLE_SHAPE, ONNX_OUTPUT_NAME
 from vnet_accept.runners.base import Runner, TensorSpec
 from vnet_accept.runners.registry import BackendRequest, BackendSpec, register_backend
 

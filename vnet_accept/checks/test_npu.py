@@ -179,7 +179,8 @@ def test_om_tiles_in_place(batch_size, npu_evidence, om_inputs, accuracy_runs, a
     batch = _results(npu_evidence, batch_size, gate_record, cid, description)
     not_judged = None if (uses_real_weights or npu_evidence.kind == "replay") else \
         "the OM was built from seeded stand-in weights, whose outputs fit no mask; pass --vnet-weights"
-    gate_record.record(accuracy.tiles_in_place(cid, description, batch.folder, _om_report_of(accuracy_runs, om_inputs, batch, _labels(accuracy_dataset)),
+    report_of = _om_report_of(accuracy_runs, om_inputs, batch, _labels(accuracy_dataset))
+    gate_record.record(accuracy.tiles_in_place(cid, description, batch.folder, report_of,
                                                basis=str(batch.folder), not_judged=not_judged))
 
 

@@ -1,8 +1,9 @@
 """``vnet-accept``: a thin command line over the library.
 
 Each module of this package owns a group of sub-commands through a ``register(subparsers)`` function that only
-builds argparse parsers (heavy imports happen inside the handlers, so ``--help`` is instant). Exit codes: 0 success / pass, 1 a criterion or
-a processing step failed, 2 a usage or environment error (one line saying what is wrong and what to do).
+builds argparse parsers (heavy imports happen inside the handlers, so ``--help`` is instant). Exit codes: 0 success
+/ pass, 1 a criterion or a processing step failed, 2 a usage or environment error (one line saying what is wrong
+and what to do).
 """
 
 from __future__ import annotations

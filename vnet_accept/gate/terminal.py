@@ -14,9 +14,9 @@ from vnet_accept.gate.outcome import Outcome
 def verdict_block(report: Mapping[str, Any] | None, outcome: Outcome, where: Path | None,
                   width: int | None = None) -> list[str]:
     """The short block the gate ends with: verdict, counts, failures' headlines, not-judged groups, files."""
+    from vnet_accept.judge.criterion import Criterion
     from vnet_accept.report.modelzoo import modelzoo_statuses
     from vnet_accept.report.notjudged import not_judged, summary_line
-    from vnet_accept.judge.criterion import Criterion
 
     width = width or min(shutil.get_terminal_size((100, 20)).columns, 120)
     word = {0: "PASS", 1: "FAIL"}.get(outcome.exit_code, "NO VERDICT")

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from vnet_accept.io_utils import sha256_file
-from vnet_accept.report.record import build_report, detail_problems, provenance, summarise, write_report
 from vnet_accept.judge.criterion import Criterion
+from vnet_accept.report.record import build_report, detail_problems, provenance, summarise, write_report
 
 PROPERTY = "vnet_accept_criterion"
 records_key = pytest.StashKey[list]()  # per item: Criterion objects not yet shipped

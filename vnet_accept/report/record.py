@@ -28,7 +28,6 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -89,8 +88,9 @@ def _check_comparison(details: dict[str, Any]) -> list[str]:
 
 
 def _check_throughput(details: dict[str, Any]) -> list[str]:
-    return [f"details.{key} is {details[key]!r}; a number (fps or ratio) or null" for key in
-            ("chip_fps", "card_fps", "t4_fps", "ratio") if details.get(key) is not None and not _is_number(details[key])]
+    return [f"details.{key} is {details[key]!r}; a number (fps or ratio) or null"
+            for key in ("chip_fps", "card_fps", "t4_fps", "ratio")
+            if details.get(key) is not None and not _is_number(details[key])]
 
 
 #: Which families' details the report reads, and their checks (see the module docstring).
@@ -195,8 +195,9 @@ def build_report(criteria: list[Criterion], prov: dict[str, Any], settings: dict
                  complete: bool | None = None, report_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The report's JSON. ``complete``: True when ``vnet-accept gate`` finalised a run that finished, False for
     a run that did not (interrupted, collection errors, stopped early), absent (None) when a plain
-    ``pytest --gate-report`` wrote it. Files inside ``report_dir`` are named relative to it. ``vnet-accept gate`` adds ``gate`` (exit status, explanation, what the
-    run was judged on), and rendering adds ``modelzoo``, ``not_judged``, ``figures`` and ``files``."""
+    ``pytest --gate-report`` wrote it. Files inside ``report_dir`` are named relative to it. ``vnet-accept gate``
+    adds ``gate`` (exit status, explanation, what the run was judged on), and rendering adds ``modelzoo``,
+    ``not_judged``, ``figures``, ``render_errors`` and ``files``."""
     ordered = sorted(criteria, key=lambda c: c.id)
     dicts = [c.to_dict() for c in ordered]
     if report_dir is not None:
