@@ -14,7 +14,7 @@ from vnet_accept.export.inspect import inspect_onnx
 from vnet_accept.export.onnx_export import ExportOptions, export_onnx, state_dict_hash
 from vnet_accept.export.port_style import export_port_style
 from vnet_accept.model.checkpoint import normalise_checkpoint, random_state_dict, save_checkpoint
-from vnet_accept.runners.base import run_in_batches
+from vnet_accept.results.inference import run_in_batches
 from vnet_accept.runners.onnxrt import OnnxRuntimeRunner
 
 

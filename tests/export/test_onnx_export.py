@@ -19,7 +19,7 @@ from vnet_accept.export.onnx_export import (
 )
 from vnet_accept.model.checkpoint import normalise_checkpoint, random_state_dict
 from vnet_accept.model.vnet import VNet
-from vnet_accept.runners.base import run_in_batches
+from vnet_accept.results.inference import run_in_batches
 from vnet_accept.runners.onnxrt import OnnxRuntimeRunner
 from vnet_accept.runners.torch_runner import TorchRunner
 

@@ -153,4 +153,7 @@ def test_perf_without_a_figure_has_no_verdict():
     judgement = throughput([], reference_t4_thresholds(), soc_version="Ascend310", batch_sizes=(1, 16))
     assert judgement.verdicts[1].passed is None and judgement.placement.tier is None
     assert judgement.rule_310p == []
-    assert judgement.throughput_criterion(1).verdict == "skip" and judgement.tier_criterion().verdict == "fail"
+    assert judgement.throughput_criterion(1).verdict == "skip" and judgement.tier_criterion().verdict == "skip"
+    required = throughput([], reference_t4_thresholds(), soc_version="Ascend310", batch_sizes=(1, 16), required=(1, 16))
+    tier = required.tier_criterion()
+    assert tier.verdict == "fail" and tier.reason.startswith("required and not measured")

@@ -11,8 +11,8 @@ import torch
 
 from vnet_accept.cli import main
 from vnet_accept.gpu.check import synthetic_prepared_dataset, timed_accuracy_pass
-from vnet_accept.gpu.streaming import accumulator_sink, iter_batches, stream_outputs
 from vnet_accept.model.checkpoint import random_state_dict, save_checkpoint
+from vnet_accept.results.inference import accumulator_sink, infer_stream, iter_batches
 from vnet_accept.runners.base import Runner, TensorSpec
 
 needs_no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour where CUDA is absent")
@@ -90,8 +90,8 @@ def test_gpu_check_smoke_runs_every_step_on_the_cpu(tmp_path, narrow_weights, ca
         assert (tmp_path / name).is_file(), name
     accuracy = json.loads((tmp_path / "accuracy-pass.json").read_text())
     assert accuracy["consistent_between_paths"] is True and accuracy["tiles"] == 2
-    assert [r["path"] for r in accuracy["runs"]] == ["run_inference + sink (the gate's)",
-                                                     "stream_outputs (overlapped)"]
+    assert [r["path"] for r in accuracy["runs"]] == ["run_inference (serial, the gate's)",
+                                                     "run_inference (overlapped)"]
     fp16_sweep = json.loads((tmp_path / "sweep-fp16.json").read_text())
     assert [r["variant"] for r in fp16_sweep["rows"]] == ["eager", "channels-last", "folded", "tuned"]
     assert all(not t["applies"] for t in fp16_sweep["targets"])  # a CPU is not an H100
@@ -131,7 +131,7 @@ def test_streaming_scores_exactly_like_run_inference(tmp_path):
         sink = accumulator_sink(AccuracyAccumulator(masks, keep_predictions=False))
         entries = list(manifest.entries)
         with pytest.raises(ValueError, match="was already added"):  # a sink error stops the pass
-            stream_outputs(runner, iter_batches(entries + entries[:1], manifest.read_input, 4), sink)
+            infer_stream(runner, iter_batches(entries + entries[:1], manifest.read_input, 4), sink, overlap=True)
 
 
 def test_iter_batches_reads_ahead_in_order():
@@ -149,15 +149,15 @@ def test_iter_batches_reads_ahead_in_order():
         list(iter_batches([1], read, 0))
 
 
-def test_stream_outputs_counts_tiles_and_batches():
+def test_the_overlapped_loop_counts_tiles_and_batches():
     class Echo:
         def infer(self, feed):
             x = feed["actual_input_1"]
             return {"output1": np.stack([-x[:, 0], x[:, 0]], axis=-1)}
 
     got = []
-    stats = stream_outputs(Echo(), [([0, 1], np.ones((2, 1, 2, 2, 2), np.float32)),
-                                    ([2], np.zeros((1, 1, 2, 2, 2), np.float32))],
-                           lambda keys, outs: got.append((keys, outs.shape)))
+    stats = infer_stream(Echo(), [([0, 1], np.ones((2, 1, 2, 2, 2), np.float32)),
+                                  ([2], np.zeros((1, 1, 2, 2, 2), np.float32))],
+                         lambda keys, outs: got.append((keys, outs.shape)), overlap=True)
     assert got == [([0, 1], (2, 2, 2, 2, 2)), ([2], (1, 2, 2, 2, 2))]
     assert (stats.tiles, stats.batches) == (3, 2) and stats.seconds >= stats.infer_s

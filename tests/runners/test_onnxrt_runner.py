@@ -8,7 +8,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from vnet_accept.errors import UsageError
-from vnet_accept.runners.base import InputMismatch, TensorSpec, run_in_batches
+from vnet_accept.results.inference import run_in_batches
+from vnet_accept.runners.base import InputMismatch, TensorSpec
 from vnet_accept.runners.onnxrt import OnnxRuntimeRunner
 
 SPATIAL = (2, 2, 2)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from vnet_accept.errors import UsageError
-from vnet_accept.runners.base import InputMismatch, Runner, TensorSpec, check_inputs, run_in_batches
+from vnet_accept.results.inference import run_in_batches
+from vnet_accept.runners.base import InputMismatch, Runner, TensorSpec, check_inputs
 
 SPEC = {"actual_input_1": TensorSpec(np.dtype(np.float32), (None, 1, 2, 3, 4))}
 

@@ -13,7 +13,7 @@ import pytest
 
 from vnet_accept.data.tiles import TILE_SHAPE, ct_like_batch
 from vnet_accept.model.vnet import BN_MODES
-from vnet_accept.runners.base import run_in_batches
+from vnet_accept.results.inference import run_in_batches
 from vnet_accept.runners.registry import create_runner
 
 #: Reduced spatial size of the batched CPU checks, per BN mode: the smallest each semantics is well defined at.

@@ -14,7 +14,7 @@ from vnet_accept.export.inspect import inspect_onnx
 from vnet_accept.export.onnx_export import ExportOptions, export_onnx_bytes, state_dict_hash
 from vnet_accept.export.port_style import export_port_style
 from vnet_accept.judge import checkpoint, export
-from vnet_accept.runners.base import run_in_batches
+from vnet_accept.results.inference import run_in_batches
 from vnet_accept.runners.registry import create_runner
 
 

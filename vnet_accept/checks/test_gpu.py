@@ -27,7 +27,7 @@ from vnet_accept.compare import compare_outputs
 from vnet_accept.data.tiles import TILE_SHAPE, ct_like_batch
 from vnet_accept.gpu.sweep import variant_options
 from vnet_accept.model.vnet import BN_MODES
-from vnet_accept.runners.base import run_in_batches
+from vnet_accept.results.inference import run_in_batches
 from vnet_accept.runners.onnxrt import OnnxRuntimeRunner
 from vnet_accept.runners.torch_cuda import DTYPES, TorchCudaRunner, cuda_unavailable_reason
 from vnet_accept.tolerances import REDUCED_PRECISION_TOLERANCE, Tolerance, gpu_invariance_tolerance

@@ -291,33 +291,23 @@ def synthetic_prepared_dataset(root: Path, scans: int, seed: int = 0, tiles_per_
 
 def timed_accuracy_pass(runner: Any, manifest: Any, masks_root: Path, batch_size: int,
                         pipelined: bool) -> dict[str, Any]:
-    """One streamed accuracy pass (no output files), runner set-up included: the gate's ``run_inference`` with
-    an accumulator sink, or the overlapped :func:`~vnet_accept.gpu.streaming.stream_outputs`."""
-    from vnet_accept.gpu.streaming import accumulator_sink, iter_batches, stream_outputs
+    """One streamed accuracy pass (no output files), runner set-up included: the gate's ``run_inference`` with an
+    accumulator sink, serial or overlapped (read ahead, score behind while the device computes)."""
     from vnet_accept.metrics.accuracy import AccuracyAccumulator
     from vnet_accept.metrics.masks import MaskSource
-    from vnet_accept.results.inference import run_inference
+    from vnet_accept.results.inference import accumulator_sink, run_inference
 
     with MaskSource(masks_root) as masks:
         accumulator = AccuracyAccumulator(masks, keep_predictions=False)
-        sink = accumulator_sink(accumulator)
         start = time.perf_counter()
-        if pipelined:
-            with runner:
-                setup = time.perf_counter() - start
-                stats = stream_outputs(runner, iter_batches(list(manifest.entries), manifest.read_input,
-                                                            batch_size), sink)
-            details = stats.to_dict()
-        else:
-            report = run_inference(runner, manifest, None, layout=None, batch_size=batch_size, sink=sink,
-                                   progress=False)
-            setup = None
-            details = {"tiles": report.tiles_run, "backend_s": report.backend_s, "wall_s": report.wall_s}
+        report = run_inference(runner, manifest, None, layout=None, batch_size=batch_size,
+                               sink=accumulator_sink(accumulator), progress=False, overlap=pipelined)
         seconds = time.perf_counter() - start
         result = accumulator.result()
-    return {"path": "stream_outputs (overlapped)" if pipelined else "run_inference + sink (the gate's)",
-            "runner": runner.describe(), "batch_size": batch_size, "seconds": seconds, "setup_s": setup,
-            "tiles": len(result.per_tile), "incorrect": result.incorrect, "total": result.total, **details}
+    return {"path": "run_inference (overlapped)" if pipelined else "run_inference (serial, the gate's)",
+            "runner": runner.describe(), "batch_size": batch_size, "seconds": seconds, "tiles": len(result.per_tile),
+            "incorrect": result.incorrect, "total": result.total, "batches": report.batches_run,
+            "backend_s": report.backend_s, "wall_s": report.wall_s}
 
 
 def _step_accuracy(config: CheckConfig, model: Any, log: Callable[[str], None]) -> tuple[str, dict[str, Any]]:

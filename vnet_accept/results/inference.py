@@ -1,11 +1,17 @@
-"""Batched inference over a prepared test set, written as the inference tools write it (SPEC §4.3, §5).
+"""The one inference loop, and batched inference over a prepared test set written as the tools write it (SPEC §4.3,
+§5).
 
-:func:`run_inference` reads the tiles of a :class:`~vnet_accept.data.prepare.Manifest` (``(64, 80, 80)`` float32
-each, batched as ``(N, 1, 64, 80, 80)``), runs them through any :class:`~vnet_accept.runners.base.Runner`
-(``output1`` = ``(N, 64, 80, 80, 2)`` float32) and writes one output per tile in a layout of
-:mod:`vnet_accept.results.layouts`, named after the tile's input stem. It can also hand every batch to a
-``sink(entries, outputs)`` instead of (or besides) writing files - e.g. an
-:class:`~vnet_accept.metrics.accuracy.AccuracyAccumulator` fed by a GPU pass.
+:func:`infer_stream` is the loop every inference pass goes through: batches ``(entries, (N, 1, D, H, W) float32)``
+in, each run through a :class:`~vnet_accept.runners.base.Runner` (``output1`` = ``(N, D, H, W, 2)`` float32) and
+handed to a ``sink(entries, outputs)``. Serial by default; ``overlap=True`` reads the next batch in a thread while
+the device computes and runs the sink of the previous batch in another (the GPU's streaming pass). Its users:
+
+* :func:`run_in_batches` - arrays in, arrays out (the parity and invariance checks);
+* :func:`run_inference` - the tiles of a :class:`~vnet_accept.data.prepare.Manifest` written one output per tile in
+  a layout of :mod:`vnet_accept.results.layouts` and/or handed to a sink, e.g. an
+  :class:`~vnet_accept.metrics.accuracy.AccuracyAccumulator` (:func:`accumulator_sink`): streaming is one sink.
+
+:func:`run_inference`:
 
 * **Batches** are cut from the manifest order at multiples of the batch size, before sharding or resuming, so a
   tile is always computed in the same company (this matters for the batch-statistics BN of the port). The last
@@ -24,7 +30,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +54,122 @@ from vnet_accept.results.layouts import (
 )
 from vnet_accept.runners.base import Runner
 
-Sink = Callable[[Sequence[ManifestEntry], np.ndarray], None]
+Sink = Callable[[Sequence[Any], np.ndarray], None]
+
+
+# --- the loop ------------------------------------------------------------------------------------------------------
+
+@dataclass
+class StreamStats:
+    tiles: int = 0
+    batches: int = 0
+    seconds: float = 0.0  # wall clock of the whole pass
+    input_wait_s: float = 0.0  # the loop waiting for the next batch's inputs
+    infer_s: float = 0.0  # runner.infer calls (host-to-device, compute, device-to-host)
+    sink_wait_s: float = 0.0  # the loop waiting for the sink to finish the previous batch (overlap only)
+
+    @property
+    def tiles_per_s(self) -> float:
+        return self.tiles / self.seconds if self.seconds > 0 else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "tiles_per_s": self.tiles_per_s}
+
+
+def iter_batches(entries: Sequence[Any], read: Callable[[Any], np.ndarray] | None, batch_size: int,
+                 prefetch: int = 0, load: Callable[[Any], np.ndarray] | None = None
+                 ) -> Iterator[tuple[Any, np.ndarray]]:
+    """``(entries, (N, 1, D, H, W) float32)`` batches in order, cut at multiples of ``batch_size``; ``read(entry)``
+    gives one ``(D, H, W)`` input. With ``load``, ``entries`` are batches already cut and ``load(batch)`` gives
+    the batch's inputs. With ``prefetch`` > 0, up to that many batches are read ahead in a thread."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if load is None:
+        groups = [list(entries[i:i + batch_size]) for i in range(0, len(entries), batch_size)]
+
+        def load(group: list[Any]) -> np.ndarray:
+            return np.ascontiguousarray(np.stack([read(e) for e in group])[:, None], dtype=np.float32)
+    else:
+        groups = list(entries)
+
+    if prefetch < 1:
+        for group in groups:
+            yield group, load(group)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vnet-read") as pool:
+        pending: list[Future] = [pool.submit(load, g) for g in groups[:prefetch]]
+        for i, group in enumerate(groups):
+            batch = pending.pop(0).result()
+            following = i + len(pending) + 1
+            if following < len(groups):
+                pending.append(pool.submit(load, groups[following]))
+            yield group, batch
+
+
+def infer_stream(runner: Runner, batches: Iterable[tuple[Sequence[Any], np.ndarray]], sink: Sink, *,
+                 overlap: bool = False, input_name: str = INPUT_NAME, output_name: str = OUTPUT_NAME) -> StreamStats:
+    """Run every batch through the active ``runner`` and hand ``(entries, outputs)`` to ``sink``, in order.
+
+    With ``overlap`` the sink of batch k runs in a worker thread while batch k+1 is inferred; at most one sink call
+    is pending, so memory stays at two batches of outputs. A sink exception stops the pass and propagates."""
+    stats = StreamStats()
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vnet-sink") as pool:
+        pending: Future | None = None
+        iterator = iter(batches)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                entries, x = next(iterator)
+            except StopIteration:
+                break
+            t1 = time.perf_counter()
+            out = runner.infer({input_name: x})[output_name]
+            t2 = time.perf_counter()
+            if pending is not None:
+                pending.result()
+            t3 = time.perf_counter()
+            if overlap:
+                pending = pool.submit(sink, list(entries), out)
+            else:
+                sink(list(entries), out)
+            stats.input_wait_s += t1 - t0
+            stats.infer_s += t2 - t1
+            stats.sink_wait_s += t3 - t2
+            stats.tiles += len(entries)
+            stats.batches += 1
+        if pending is not None:
+            pending.result()
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+def run_in_batches(runner: Runner, inputs: np.ndarray, batch_size: int, input_name: str = INPUT_NAME,
+                   output_name: str = OUTPUT_NAME) -> np.ndarray:
+    """Run ``inputs`` (N, 1, D, H, W) through an active runner ``batch_size`` samples at a time (the last batch
+    may be smaller; nothing is padded) and return the concatenated ``output_name`` (N, D, H, W, 2)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if len(inputs) == 0:
+        raise ValueError("no samples to run: inputs has batch size 0")
+    parts: list[np.ndarray] = []
+    batches = ((range(i, min(i + batch_size, len(inputs))), np.ascontiguousarray(inputs[i:i + batch_size]))
+               for i in range(0, len(inputs), batch_size))
+    infer_stream(runner, batches, lambda _entries, out: parts.append(out), input_name=input_name,
+                 output_name=output_name)
+    return np.concatenate(parts, axis=0)
+
+
+def accumulator_sink(accumulator: Any) -> Sink:
+    """A sink scoring manifest entries (anything with ``.key`` = (uid, tile)) into an ``AccuracyAccumulator``."""
+
+    def sink(entries: Sequence[Any], outputs: np.ndarray) -> None:
+        accumulator.add_batch([e.key for e in entries], outputs)
+
+    return sink
+
+
+# --- a prepared test set ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -142,9 +264,11 @@ class InferenceReport:
 def run_inference(runner: Runner, manifest: Manifest, out_dir: str | os.PathLike[str] | None = None, *,
                   layout: str | None = "ais_bench", batch_size: int = 1, shard: Shard = Shard(),
                   device_id: int = 0, entries: Sequence[ManifestEntry] | None = None, resume: bool = True,
-                  sink: Sink | None = None, progress: bool = True, width: int | None = None) -> InferenceReport:
+                  sink: Sink | None = None, progress: bool = True, width: int | None = None,
+                  overlap: bool = False) -> InferenceReport:
     """Run ``entries`` (default: every tile of ``manifest``, in its order) through ``runner`` (activated here if
-    it is not active) and write outputs under ``out_dir`` in ``layout`` and/or pass them to ``sink``.
+    it is not active) and write outputs under ``out_dir`` in ``layout`` and/or pass them to ``sink``, through
+    :func:`infer_stream` (``overlap``: read ahead and score behind while the device computes).
 
     ``width`` (the VNet base width, for GFLOP/s) defaults to what the runner reveals, else 16 (stated in the
     report's notes). Returns the :class:`InferenceReport`; with ``out_dir`` it is also written there as
@@ -176,6 +300,7 @@ def run_inference(runner: Runner, manifest: Manifest, out_dir: str | os.PathLike
         if not was_active:
             runner.activate()
         fixed = _fixed_batch(runner, batch_size)
+        to_run = []
         for batch in batches:
             paths = [out_dir / output_relpath(e.stem, layout, device_id) for e in batch] if out_dir else []
             if resume and paths and all(output_is_complete(p) for p in paths):
@@ -183,16 +308,37 @@ def run_inference(runner: Runner, manifest: Manifest, out_dir: str | os.PathLike
                 if sink is not None:
                     sink(batch, np.stack([read_output(p) for p in paths]))
                 bar.update(len(batch))
-                continue
-            outputs = _infer_batch(runner, manifest, batch, fixed, report)
-            for entry, output in zip(batch, outputs):
-                if out_dir is not None:
+            else:
+                to_run.append(batch)
+
+        def padded(batch: list[ManifestEntry]) -> np.ndarray:
+            """The batch's inputs (N, 1, 64, 80, 80); a fixed batch axis gets copies of the last tile."""
+            inputs = np.stack([manifest.read_input(e) for e in batch])[:, None]
+            if fixed is not None and len(batch) < fixed:
+                inputs = np.concatenate([inputs, np.repeat(inputs[-1:], fixed - len(batch), axis=0)])
+                report.padded_tiles += fixed - len(batch)
+            return np.ascontiguousarray(inputs, dtype=np.float32)
+
+        def keep(batch: list[ManifestEntry], outputs: np.ndarray) -> None:
+            expected = len(batch) if fixed is None else max(fixed, len(batch))
+            if outputs.shape[1:] != OUTPUT_SHAPE or len(outputs) != expected:
+                raise DataError(f"{runner.name} returned {OUTPUT_NAME} of shape {outputs.shape} for {expected} tiles; "
+                                f"expected ({expected}, {', '.join(map(str, OUTPUT_SHAPE))}) - is this the VNet "
+                                "export?")
+            outputs = np.asarray(outputs[:len(batch)], dtype=np.float32)  # the padding's outputs are dropped
+            if out_dir is not None:
+                for entry, output in zip(batch, outputs):
                     write_output(out_dir, entry.stem, output, layout, device_id)
             if sink is not None:
                 sink(batch, outputs)
             report.tiles_run += len(batch)
             report.batches_run += 1
             bar.update(len(batch))
+
+        stream = iter_batches(to_run, None, 1, prefetch=2 if overlap else 0, load=padded)
+        timed = len(runner.inference_times_s)
+        infer_stream(runner, stream, keep, overlap=overlap)
+        report.backend_s += sum(runner.inference_times_s[timed:])  # the backend call alone (Runner.infer)
     finally:
         if not was_active and runner.is_active:
             runner.deactivate()
@@ -205,21 +351,6 @@ def run_inference(runner: Runner, manifest: Manifest, out_dir: str | os.PathLike
                   "device_id": device_id, "bn_mode": runner.bn_mode, "dtype": runner.dtype, **report.to_dict()}
         atomic_write_json(out_dir / shard.record_name, record)
     return report
-
-
-def _infer_batch(runner: Runner, manifest: Manifest, batch: list[ManifestEntry], fixed: int | None,
-                 report: InferenceReport) -> np.ndarray:
-    inputs = np.stack([manifest.read_input(e) for e in batch])[:, None]  # (N, 1, 64, 80, 80)
-    n = len(batch)
-    if fixed is not None and n < fixed:
-        inputs = np.concatenate([inputs, np.repeat(inputs[-1:], fixed - n, axis=0)])
-        report.padded_tiles += fixed - n
-    outputs = runner.infer({INPUT_NAME: np.ascontiguousarray(inputs)})[OUTPUT_NAME]
-    report.backend_s += runner.last_inference_time_s or 0.0
-    if outputs.shape[1:] != OUTPUT_SHAPE or len(outputs) != len(inputs):
-        raise DataError(f"{runner.name} returned {OUTPUT_NAME} of shape {outputs.shape} for {len(inputs)} tiles; "
-                        f"expected ({len(inputs)}, {', '.join(map(str, OUTPUT_SHAPE))}) - is this the VNet export?")
-    return np.asarray(outputs[:n], dtype=np.float32)
 
 
 def _fixed_batch(runner: Runner, batch_size: int) -> int | None:

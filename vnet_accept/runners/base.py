@@ -137,16 +137,3 @@ class Runner(abc.ABC):
 
     @abc.abstractmethod
     def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
-
-
-def run_in_batches(runner: Runner, inputs: np.ndarray, batch_size: int, input_name: str = "actual_input_1",
-                   output_name: str = "output1") -> np.ndarray:
-    """Run ``inputs`` (N, 1, D, H, W) through an active runner ``batch_size`` samples at a time (the last batch
-    may be smaller; nothing is padded) and return the concatenated ``output_name`` (N, D, H, W, 2)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if len(inputs) == 0:
-        raise ValueError("no samples to run: inputs has batch size 0")
-    parts = [runner.infer({input_name: np.ascontiguousarray(inputs[i:i + batch_size])})[output_name]
-             for i in range(0, len(inputs), batch_size)]
-    return np.concatenate(parts, axis=0)

@@ -259,7 +259,7 @@ def _batch_invariance(path: Path) -> Criterion:
     """``export.batch_invariant`` of an ONNX file: the graph, and ONNX Runtime on the samples one at a time and as
     one batch."""
     from vnet_accept.export.inspect import inspect_onnx
-    from vnet_accept.runners.base import run_in_batches
+    from vnet_accept.results.inference import run_in_batches
     from vnet_accept.runners.registry import create_runner
     from vnet_accept.tolerances import INVARIANCE_ATOL
 
