@@ -36,6 +36,7 @@ def test_trained_model_segments(selftest_chain, selftest_runs, gate_record):
                               basis=BASIS)
     c.artifact("checkpoint", selftest_chain.checkpoint)
     c.measure(error.measured, error.passed, reason=error.first_line, recipe=training.get("recipe"),
+              weights_source=training.get("source"),
               training_seconds=training.get("seconds"), training_phases=training.get("phases"),
               loss_last10_mean=training.get("loss_last10_mean"), **error.details)
     c.assert_passed()

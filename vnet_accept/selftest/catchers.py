@@ -152,7 +152,8 @@ def judge_results(results: Path, manifest: Any, dataset_root: Path, uid_file: Pa
                       f"{'PASS' if ok else 'FAIL'} error rate {r.error_rate_pct:.4f} % "
                       f"{'<=' if ok else '>'} {max_error_pct} % (self-test threshold); {r.port_line()}; "
                       f"per volume {per_volume}; Dice {r.dice:.4f}", r.error_rate_pct,
-                      {"incorrect": r.incorrect, "total": r.total, "dice": r.dice})
+                      {"incorrect": r.incorrect, "total": r.total, "dice": r.dice,
+                       "per_volume_pct": {v.uid: v.error_rate_pct for v in r.per_volume}})
     return valid, error, judge_placement(report.misplaced)
 
 
