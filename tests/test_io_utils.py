@@ -14,6 +14,7 @@ from vnet_accept.io_utils import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    available_cpus,
     sha256_bytes,
     sha256_file,
 )
@@ -119,3 +120,11 @@ def test_sha256_bytes_agrees_with_hashlib_and_known_vector():
 def test_sha256_file_of_a_missing_file_raises(tmp_path):
     with pytest.raises(FileNotFoundError):
         sha256_file(tmp_path / "nope.bin")
+
+
+def test_available_cpus_follows_the_affinity_mask(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {2, 5}, raising=False)
+    assert available_cpus() == 2
+    monkeypatch.delattr("os.sched_getaffinity", raising=False)  # macOS, Windows: the machine's CPUs
+    assert available_cpus() == 8

@@ -1,4 +1,4 @@
-"""Small file helpers every stage uses: atomic writes and content hashes.
+"""Small helpers every stage uses: atomic writes, content hashes and the CPUs this process may use.
 
 An interrupted run must never leave a truncated file that a later step mistakes for a good one, so everything
 the gate writes goes to a temporary file in the same directory and is renamed into place.
@@ -90,3 +90,12 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: ``taskset``, a container's cpuset), else the machine's.
+    ``os.cpu_count()`` counts the machine's CPUs, which oversubscribes a process pinned to fewer."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no sched_getaffinity (macOS, Windows)
+        return os.cpu_count() or 1

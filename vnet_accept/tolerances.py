@@ -133,3 +133,9 @@ INPUT_ATOL = 1e-5
 #: (transposed axes). 2 % sits ~3× above every measured clean run (room for another CPU or torch build, whose
 #: training ends elsewhere) and ~3× below "no lung at all".
 SELFTEST_MAX_ERROR_PCT = 2.0
+#: How far the pooled held-out error rate of a model retrained with the recipe may lie from the shipped weights'
+#: (percentage points; ``pytest -m selftest_training``). Same torch build, CPU and thread count retrain the same
+#: weights; anywhere else rounding sends the 80 steps down another path, which differs from the shipped one at most
+#: as much as another sampler seed does: the recipe measured 0.38-0.74 % per held-out scan across sampler seeds, a
+#: spread of 0.36 points. 0.4 points is that spread; beyond it the recipe no longer produces the shipped model.
+SELFTEST_RETRAIN_BAND_PP = 0.4

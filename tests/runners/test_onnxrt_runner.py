@@ -123,3 +123,17 @@ def test_a_missing_model_file_fails_at_activate_not_at_construction(tmp_path):
     with pytest.raises(Exception, match="absent.onnx"):
         runner.activate()
     assert not runner.is_active
+
+
+def test_a_process_pinned_to_fewer_cpus_gets_that_many_intra_op_threads(monkeypatch):
+    """ONNX Runtime's default ignores the affinity mask (2 threads under ``taskset -c 0`` on 2 cores, measured)."""
+    model = _doubling_model().SerializeToString()
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)
+    with OnnxRuntimeRunner(model) as runner:
+        assert runner.session.get_session_options().intra_op_num_threads == 1
+    with OnnxRuntimeRunner(model, threads=3) as runner:  # asked for: as asked
+        assert runner.session.get_session_options().intra_op_num_threads == 3
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    with OnnxRuntimeRunner(model) as runner:  # every CPU: ONNX Runtime's own default (0)
+        assert runner.session.get_session_options().intra_op_num_threads == 0

@@ -29,7 +29,8 @@ BASIS = (f"self-test: narrow VNet trained on synthetic scans, held-out synthetic
 def test_trained_model_segments(selftest_chain, gate_record):
     c = trained_model_error_rate(selftest_chain)
     training = selftest_chain.training
-    c.details.update(recipe=training.get("recipe"), training_seconds=training.get("seconds"),
+    c.details.update(recipe=training.get("recipe"), weights_source=training.get("source"),
+                     training_seconds=training.get("seconds"),
                      training_phases=training.get("phases"), loss_last10_mean=training.get("loss_last10_mean"))
     gate_record.record(c, ("checkpoint", selftest_chain.checkpoint))
 

@@ -7,7 +7,6 @@ Exit status: 0 every scan done; 1 some scans failed (each listed with its reason
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -66,7 +65,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--uids", metavar="FILE", help="normalise only these series UIDs (default: every scan found)")
     p.add_argument("--out", metavar="DIR", help="root to write the normalised layout into (default: ROOT)")
     p.add_argument("--jobs", "-j", type=positive_int, default=None, metavar="N",
-                   help="worker processes (default: the number of CPUs, at most the number of scans)")
+                   help="worker processes (default: the CPUs this process may use, at most the number of scans)")
     p.set_defaults(func=_normalize)
 
     p = subparsers.add_parser("preprocess", help="cut normalised scans into 64x80x80 float32 .bin tiles (SPEC 4.3)",
@@ -126,6 +125,7 @@ def _normalize(args: argparse.Namespace) -> int:
     from vnet_accept.data.normalize import normalize_dataset
     from vnet_accept.data.uids import read_uid_file
     from vnet_accept.errors import DataError
+    from vnet_accept.io_utils import available_cpus
 
     layout = discover(args.luna16).require_raw()
     uids = read_uid_file(args.uids) if args.uids else None
@@ -133,7 +133,7 @@ def _normalize(args: argparse.Namespace) -> int:
     if not scans:
         raise DataError(f"no scans in the {layout.describe()}: its folders hold no <uid>.mhd files")
     out_root = Path(args.out) if args.out else layout.root
-    jobs = min(args.jobs or os.cpu_count() or 1, max(len(scans), 1))
+    jobs = min(args.jobs or available_cpus(), max(len(scans), 1))
     source = uids.describe() if uids else f"every scan in the {layout.describe()}"
     print(f"normalising {len(scans)} scans ({source}) with {jobs} worker process{'es' if jobs > 1 else ''} "
           f"into {out_root}", file=sys.stderr)

@@ -2,8 +2,10 @@
 
 The trained port checkpoint is unreachable from our machines, and random weights cannot show that the accuracy
 chain would catch a broken port (any error rate is as good as another). So the self-test trains, on the CPU,
-a *narrow* VNet (same topology, fewer channels) on synthetic scans, seeded and cached by its recipe. Nothing
-pre-trained is committed: the recipe is the artifact.
+a *narrow* VNet (same topology, fewer channels) on synthetic scans, seeded and cached by its recipe. The recipe is
+the artifact; the weights it produced ship with the package (``vnet_accept/selftest/selftest_model.npz``, with the
+recipe's hash), so the self-test trains only when the recipe has changed since - ``pytest -m selftest_training``
+retrains and compares, ``python -m vnet_accept.selftest.weights --write`` regenerates the file.
 
 The recipe (:class:`TrainRecipe`), and why:
 

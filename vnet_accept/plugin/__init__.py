@@ -31,6 +31,8 @@ MARKERS = (
     "accuracy: runs the export -> preprocess -> infer -> postprocess chain and judges the error rate. "
     "Example: tox -e accuracy",
     "perf: pytest-benchmark benchmarks. Example: tox -e perf",
+    "selftest_training: retrains the self-test model with its recipe and compares it with the shipped weights "
+    "(minutes on a CPU). Example: pytest -m selftest_training",
     "criterion(id, description): the gate criterion a test decides; a skip before it records still appears in "
     "the gate report. Example: @pytest.mark.criterion('parity.onnxrt_vs_torch', 'ONNX Runtime matches PyTorch')",
 )

@@ -18,7 +18,6 @@ reason; nothing is skipped silently.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +89,7 @@ def normalized_dataset(pytestconfig: pytest.Config, luna16_root: Path, test_uids
     from vnet_accept.data.discovery import discover
     from vnet_accept.data.normalize import RECORD_VERSION, normalize_dataset
     from vnet_accept.errors import DataError
+    from vnet_accept.io_utils import available_cpus
     from vnet_accept.plugin.progress import progress
 
     try:
@@ -105,7 +105,7 @@ def normalized_dataset(pytestconfig: pytest.Config, luna16_root: Path, test_uids
               **_library_versions()}
 
     def build(directory: Path) -> None:
-        jobs = min(os.cpu_count() or 1, len(scans))
+        jobs = min(available_cpus(), len(scans))
         with progress(pytestconfig, f"normalising {test_uids.describe()}", total=len(scans), unit="scan") as bar:
             results = normalize_dataset(scans, directory, jobs=jobs, layout=raw,
                                         progress=lambda uid, ok: bar.update(detail=uid if ok else f"FAILED {uid}"))

@@ -1,9 +1,9 @@
 """Fixtures of the gate's self-test (issue 8): the clean chain, built once per session from the cache, and every
 planted defect judged once, shared by the per-defect tests and the mutation score.
 
-* ``selftest_chain`` - :class:`~vnet_accept.selftest.chain.CleanChain`: the trained narrow VNet (cached by its
-  recipe; CI's cold cache trains it, with progress on the terminal), held-out synthetic scans, exports, a
-  results folder, a reference run and the port's perf files;
+* ``selftest_chain`` - :class:`~vnet_accept.selftest.chain.CleanChain`: the trained narrow VNet (the weights
+  shipped with the package; trained, with progress on the terminal, only when they belong to another recipe),
+  held-out synthetic scans, exports, a results folder, a reference run and the port's perf files;
 * ``selftest_runs`` - :class:`SelftestRuns`: each defect planted and judged on first use, the clean chain judged
   once, and the :class:`~vnet_accept.selftest.defects.MutationScore`.
 
@@ -53,10 +53,16 @@ class SelftestRuns:
 def selftest_chain(pytestconfig: pytest.Config, artifact_cache: Any, tmp_path_factory: pytest.TempPathFactory):
     from vnet_accept.plugin.progress import progress
     from vnet_accept.selftest.chain import SELFTEST_RECIPE, build_clean_chain
+    from vnet_accept.selftest.weights import load_shipped
 
-    with progress(pytestconfig, f"self-test: clean chain (trains a width-{SELFTEST_RECIPE.width} VNet for "
-                  f"{SELFTEST_RECIPE.steps} steps unless cached)", total=SELFTEST_RECIPE.steps,
-                  unit="step") as bar:
+    shipped = load_shipped()
+    if shipped is not None and shipped.problem(SELFTEST_RECIPE) is None:
+        label, total = f"self-test: clean chain (the shipped width-{SELFTEST_RECIPE.width} VNet weights)", None
+    else:  # trained_checkpoint warns why, once
+        label, total = (f"self-test: clean chain (the shipped weights are for another recipe: trains a width-"
+                        f"{SELFTEST_RECIPE.width} VNet for {SELFTEST_RECIPE.steps} steps unless cached)",
+                        SELFTEST_RECIPE.steps)
+    with progress(pytestconfig, label, total=total, unit="step" if total else "") as bar:
         return build_clean_chain(artifact_cache, tmp_path_factory.mktemp("selftest-chain"),
                                  progress=lambda step, total, loss: bar.update(detail=f"loss {loss:.3f}"))
 

@@ -1,11 +1,12 @@
 """The self-test's clean chain: trained narrow VNet -> export -> preprocess -> infer -> post-process.
 
-Everything is built on demand and cached in the artifact cache by what determines it (the training recipe, the
-checkpoint's sha256, the manifest, library versions), so a warm cache costs seconds and CI's cold cache pays
-the training once:
+Everything is built on demand and cached in the artifact cache by what determines it (the shipped weights or the
+training recipe, the checkpoint's sha256, the manifest, library versions), so a warm cache costs seconds:
 
-* the checkpoint: :func:`vnet_accept.model.train.train_narrow_vnet` with :data:`SELFTEST_RECIPE`, saved in the
-  upstream layout (``module.`` keys) like the port's real checkpoint;
+* the checkpoint: the weights :data:`SELFTEST_RECIPE` produced, shipped with the package
+  (:mod:`vnet_accept.selftest.weights`); when the recipe changed since they were written,
+  :func:`vnet_accept.model.train.train_narrow_vnet` trains it instead (with a warning). Saved in the upstream
+  layout (``module.`` keys) like the port's real checkpoint;
 * held-out data: synthetic scans of seed :data:`HELD_OUT_SEED` (never a training seed), one chest and one
   abdominal scan, normalised and cut into tiles by the data pipeline;
 * two exports (``running`` BN, the semantics the trained model is calibrated for): the fixed 64×80×80 artifact
@@ -88,21 +89,39 @@ def _versions() -> dict[str, str]:
 
 def trained_checkpoint(cache: ArtifactCache, recipe: TrainRecipe = SELFTEST_RECIPE,
                        progress: Callable[[int, int, float], None] | None = None) -> tuple[Path, dict[str, Any]]:
-    """The checkpoint trained by ``recipe`` (built once per recipe and library versions) and its training record."""
-    from vnet_accept.data.normalize import RECORD_VERSION
-    from vnet_accept.data.synth import SYNTH_VERSION
+    """The checkpoint of ``recipe`` and its training record: the shipped weights when they belong to ``recipe``
+    (:func:`vnet_accept.selftest.weights.shipped_for`), else trained (once per recipe and library versions, after
+    a one-time warning). The record's ``source`` says which."""
+    import torch
+
     from vnet_accept.model.checkpoint import save_checkpoint
     from vnet_accept.model.train import train_narrow_vnet
+    from vnet_accept.selftest.weights import recipe_inputs, recipe_sha256, shipped_for
 
     if recipe.synthetic_seed == HELD_OUT_SEED:
         raise ValueError(f"the training seed {recipe.synthetic_seed} is the held-out seed; choose another")
-    inputs = {"recipe": recipe.to_dict(), "train_version": TRAIN_VERSION, "synth_version": SYNTH_VERSION,
-              "normalize_version": RECORD_VERSION, **_versions()}
+    shipped = shipped_for(recipe)
+    if shipped is not None:
+        shipped_inputs = {"weights_sha256": shipped.meta["sha256"], "recipe_sha256": recipe_sha256(recipe),
+                          "torch": torch.__version__}
+        record = {**shipped.meta["training"], "recipe": recipe.to_dict(), "train_version": TRAIN_VERSION,
+                  "torch": shipped.meta.get("torch"), "trained": shipped.meta.get("trained"),
+                  "held_out_recorded": shipped.meta.get("held_out"), "source": shipped.describe()}
+
+        def unpack(directory: Path) -> None:
+            save_checkpoint(directory / CHECKPOINT_NAME, shipped.state_dict(), layout="upstream", epoch=recipe.steps)
+            (directory / TRAIN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+
+        entry = cache.get_or_build("selftest-model", shipped_inputs, unpack)
+        return entry / CHECKPOINT_NAME, json.loads((entry / TRAIN_RECORD).read_text())
+
+    inputs = {**recipe_inputs(recipe), **_versions()}
 
     def build(directory: Path) -> None:
         result = train_narrow_vnet(recipe, progress=progress)
         save_checkpoint(directory / CHECKPOINT_NAME, result.state_dict, layout="upstream", epoch=recipe.steps)
-        (directory / TRAIN_RECORD).write_text(json.dumps(result.record(), indent=2) + "\n")
+        record = {**result.record(), "source": f"trained with the recipe here ({_versions()['torch']})"}
+        (directory / TRAIN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
     entry = cache.get_or_build("selftest-model", inputs, build)
     return entry / CHECKPOINT_NAME, json.loads((entry / TRAIN_RECORD).read_text())
@@ -209,6 +228,28 @@ def reference_outputs(cache: ArtifactCache, checkpoint: Path, manifest: Any,
 
     entry = cache.get_or_build("selftest-reference", inputs, build)
     return {e.key: np.load(entry / f"{e.stem}.npy") for e in manifest.entries}
+
+
+def held_out_error(cache: ArtifactCache, checkpoint: Path):
+    """``selftest.trained_model.error_rate`` of ``checkpoint`` on the held-out scans through the self-test's chain:
+    the fixed 64×80×80 export, ONNX Runtime, post-processing, judged by the gate's
+    :func:`vnet_accept.judge.accuracy.error_rate_at_most` (a :class:`~vnet_accept.judge.criterion.Criterion`;
+    measured in %, ``details`` with ``per_volume``, ``dice``, ``incorrect`` and ``total``)."""
+    from vnet_accept.data.tiles import TILE_SHAPE
+    from vnet_accept.data.uids import read_uid_file
+    from vnet_accept.judge.accuracy import error_rate_at_most
+    from vnet_accept.reference import AccuracyReference
+    from vnet_accept.results.postprocess import postprocess_results
+    from vnet_accept.tolerances import SELFTEST_MAX_ERROR_PCT
+
+    root, uid_file = held_out_dataset(cache)
+    manifest = held_out_tiles(cache, root, uid_file)
+    results = clean_results(cache, export_cached(cache, checkpoint, TILE_SHAPE), manifest)
+    report = postprocess_results(results / RESULT_DIRNAME, luna16_root=root, manifest=manifest,
+                                 uids=read_uid_file(uid_file), reference=AccuracyReference(), resamples=50)
+    return error_rate_at_most("selftest.trained_model.error_rate", "the checkpoint's pooled voxel error rate on the "
+                              "held-out synthetic scans", report, SELFTEST_MAX_ERROR_PCT,
+                              basis=f"{checkpoint.name}, held-out synthetic scans, ONNX Runtime CPU, fp32")
 
 
 #: The legacy perf file of the port at each batch size: one chip (device 0), SPEC §5's five-module format.
