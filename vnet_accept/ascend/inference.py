@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -26,7 +26,7 @@ from typing import TypeVar
 from vnet_accept.ascend.tools import ToolCommand
 from vnet_accept.data.tiles import TILE_SHAPE
 from vnet_accept.errors import DataError
-from vnet_accept.results.layouts import device_dir_name, output_name
+from vnet_accept.results.layouts import output_name
 
 
 def _prefix(tool: ToolCommand | Sequence[str]) -> list[str]:
@@ -127,31 +127,10 @@ def legacy_pure_command(om_path: Path, batch_size: int, device_id: int, rounds: 
             f"-batch_size={batch_size}"]
 
 
-def legacy_result_dir(workdir: Path, device_id: int) -> Path:
-    return workdir / "result" / device_dir_name(device_id)
-
-
-def legacy_perf_file(workdir: Path, batch_size: int, device_id: int) -> Path:
-    return workdir / "result" / f"perf_vision_batchsize_{batch_size}_device_{device_id}.txt"
-
-
-def legacy_pure_perf_file(workdir: Path, om_path: Path, batch_size: int, device_id: int) -> Path:
-    return workdir / "result" / f"PureInfer_perf_of_{Path(om_path).stem}_bs{batch_size}_in_device_{device_id}.txt"
-
-
 # --- outputs -------------------------------------------------------------------------------------------------
 def output_path(result_dir: Path, input_path: Path, index: int, suffix: str = ".bin") -> Path:
     """Where a tool writes output ``index`` for input ``input_path``: ``<stem>_<index><suffix>``."""
     return result_dir / output_name(Path(input_path).stem, index, suffix.lstrip("."))
-
-
-def expected_outputs(inputs: Iterable[Path], result_dir: Path, index: int) -> dict[Path, Path]:
-    return {Path(p): output_path(result_dir, p, index) for p in inputs}
-
-
-def missing_outputs(mapping: Mapping[Path, Path]) -> list[Path]:
-    """Inputs whose output file is absent (ais_bench writes none for the padding of a last partial batch)."""
-    return [inp for inp, out in mapping.items() if not out.is_file()]
 
 
 def link_inputs(inputs: Sequence[Path], folder: Path) -> Path:

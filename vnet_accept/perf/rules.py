@@ -172,12 +172,6 @@ def judge_batch_size(bs: int, npu: NpuFigure | None, t4: T4Threshold | None, chi
                              t4.source, ratio, passed, explanation, warnings)
 
 
-def judge_throughput(npu: Mapping[int, NpuFigure], t4: Mapping[int, T4Threshold],
-                     chips_per_card: int) -> list[ThroughputVerdict]:
-    """One verdict per batch size present in either table, in batch-size order."""
-    return [judge_batch_size(bs, npu.get(bs), t4.get(bs), chips_per_card) for bs in sorted(set(npu) | set(t4))]
-
-
 def tier_for_ratio(ratio: float) -> str:
     """< 1.0 Research, 1.0–1.2 Official (both ends inclusive), > 1.2 Benchmark (SPEC §7)."""
     low, high = TIER_BOUNDS
@@ -234,14 +228,6 @@ def perf_status(verdicts: Iterable[ThroughputVerdict], tier: str) -> str:
     if not all(v.passed for v in verdicts if v.passed is not None):
         return pok
     return perfect if tier == TIER_NAMES[2] else ok
-
-
-def modelzoo_perf_line(status: str) -> str:
-    """The ``modelzoo_level.txt`` line, ``Key:Value`` as the port's file has it."""
-    return f"PerfStatus:{status}"
-
-
-MODELZOO_KEYS = ("FuncStatus", "PrecisionStatus", "PerfStatus")
 
 
 def parse_modelzoo_level(text: str, source: str = "modelzoo_level.txt") -> dict[str, str]:

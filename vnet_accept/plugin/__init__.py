@@ -6,7 +6,6 @@ their own modules, listed in ``pytest_plugins``.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,11 @@ from vnet_accept.plugin.options import add_pytest_options, get_option
 pytest_plugins = [
     "vnet_accept.plugin.records",
     "vnet_accept.plugin.fixtures",
+    "vnet_accept.plugin.data_fixtures",
     "vnet_accept.plugin.accuracy_fixtures",
+    "vnet_accept.plugin.ascend_fixtures",
     "vnet_accept.plugin.selftest_fixtures",
 ]
-# Feature fixture modules still being written are picked up as soon as they exist (integration scaffolding).
-pytest_plugins += [m for m in ("vnet_accept.plugin.data_fixtures", "vnet_accept.plugin.ascend_fixtures")
-                   if importlib.util.find_spec(m) is not None]
 
 #: Markers with their signature and an example (pytest.ini registers the same names for --strict-markers).
 MARKERS = (

@@ -10,7 +10,6 @@ CANN reports exactly what each test lacked.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,23 +141,6 @@ def npu_soc_version(npu_settings: NpuSettings, ascend_toolset) -> str:
 
 
 @pytest.fixture(scope="session")
-def npu_chips_per_card(npu_settings: NpuSettings) -> int:
-    """``--chips-per-card``, else from ``--soc-version``; a skip when neither says (results judged elsewhere
-    must state which card they came from)."""
-    from vnet_accept.perf.rules import chips_per_card_for
-
-    if npu_settings.chips_per_card:
-        return npu_settings.chips_per_card
-    if npu_settings.soc_version:
-        try:
-            return chips_per_card_for(npu_settings.soc_version)
-        except UsageError as exc:
-            raise pytest.UsageError(str(exc)) from None
-    pytest.skip("chips per card unknown: pass --soc-version (Ascend310: 4 chips, Ascend310P: 1) or "
-                "--chips-per-card N")
-
-
-@pytest.fixture(scope="session")
 def npu_results_dir(npu_settings: NpuSettings) -> Path:
     if npu_settings.results_dir is None:
         pytest.skip("no --npu-results DIR: pass a folder of results and logs copied from an Ascend host "
@@ -181,23 +163,6 @@ def t4_thresholds(npu_settings: NpuSettings):
         return t4_thresholds_from(scan.measurements)
     except UsageError as exc:
         raise pytest.UsageError(f"--t4-logs: {exc}") from None
-
-
-@pytest.fixture(scope="session")
-def om_builder(atc_tool, npu_soc_version: str, npu_settings: NpuSettings, artifact_cache) -> Callable:
-    """``om_builder(onnx_path, batch_size) -> OmArtifact``: the OM for that ONNX content and batch size, cached
-    by the ONNX sha256 and the ATC arguments; an ATC failure fails the test with its codes and log tail."""
-    from vnet_accept.ascend.atc import AtcError, build_om_cached
-
-    def build(onnx: Path, batch_size: int):
-        __tracebackhide__ = True
-        try:
-            return build_om_cached(artifact_cache, Path(onnx), batch_size, npu_soc_version, atc_tool,
-                                   timeout_s=npu_settings.atc_timeout_s)
-        except (AtcError, ToolError) as exc:
-            pytest.fail(str(exc), pytrace=False)
-
-    return build
 
 
 @pytest.fixture(scope="session")

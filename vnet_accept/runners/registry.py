@@ -4,9 +4,8 @@ A backend is a :class:`BackendSpec`: a name, one line of description, what it ne
 checkpoint/model) and a factory turning a :class:`BackendRequest` into a :class:`~vnet_accept.runners.base.Runner`.
 ``vnet-accept infer --backend NAME`` and the accuracy tests (``--backend``) go through :func:`create_runner`.
 
-Extension point: a module that adds backends calls :func:`register_backend` at import time and is listed in
-:data:`EXTENSION_MODULES`; those modules are imported on first use when they exist, so the CUDA backend
-(``torch-cuda``) and the NPU backends can land without touching this file's callers::
+A new backend is one file plus its registration: the module calls :func:`register_backend` at import time and is
+listed in :data:`EXTENSION_MODULES` (imported on first use, so nothing heavy loads before a backend is asked for)::
 
     # vnet_accept/runners/torch_cuda.py
     from vnet_accept.runners.registry import BackendSpec, register_backend
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from typing import Any
 from vnet_accept.errors import UsageError
 from vnet_accept.runners.base import Runner
 
-#: Modules that register more backends when imported (skipped while they do not exist).
+#: Modules that register more backends when imported (the registration of a new backend is one line here).
 EXTENSION_MODULES = ("vnet_accept.runners.torch_cuda", "vnet_accept.ascend.runner")
 NEEDS = ("onnx", "weights")
 
@@ -75,12 +73,7 @@ def _load_extensions() -> None:
         return
     _extensions_loaded = True
     for module in EXTENSION_MODULES:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:  # the parent package itself is absent
-            found = False
-        if found:
-            importlib.import_module(module)
+        importlib.import_module(module)
 
 
 def backend_names() -> tuple[str, ...]:
