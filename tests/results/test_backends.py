@@ -48,11 +48,17 @@ def test_other_modules_register_backends(monkeypatch):
         BackendSpec("x", "y", "gpu", factory)
 
 
-def test_extension_modules_are_imported_when_present(monkeypatch):
+def test_every_backend_module_registers_its_backends(monkeypatch):
+    """A new backend is one file plus one line in EXTENSION_MODULES; every module listed there exists (no
+    load-if-it-exists: a missing one is an import error, not a silently absent backend)."""
     monkeypatch.setattr(registry, "_BACKENDS", dict(registry._BACKENDS))
     monkeypatch.setattr(registry, "_extensions_loaded", False)
-    monkeypatch.setattr(registry, "EXTENSION_MODULES", ("vnet_accept.no_such_module", "json"))
-    assert "ort-cpu" in backend_names()  # absent modules are skipped, present ones imported
+    names = backend_names()
+    assert {"ort-cpu", "torch-cpu", "torch-cuda", "om-npu"} <= set(names), names
+    monkeypatch.setattr(registry, "_extensions_loaded", False)
+    monkeypatch.setattr(registry, "EXTENSION_MODULES", ("vnet_accept.no_such_module",))
+    with pytest.raises(ModuleNotFoundError):
+        backend_names()
 
 
 @pytest.fixture(scope="module")
