@@ -17,22 +17,22 @@ import pytest
 TINY_SUITE = '''
 import pytest
 
+from vnet_accept.judge.criterion import judged
+
 
 def test_parity(gate_record, gate_options):
     limit = gate_options.parity_atol
-    c = gate_record.criterion("parity.onnxrt_vs_torch.running.bs1_tiny", "tiny parity", units="max |Δ log-prob|",
-                              threshold=f"max|Δ| <= {limit:g}", basis="onnxrt [bn_mode=running, fp32] vs torch")
-    c.measure(2e-06, 2e-06 <= limit, reason="flips 0/100",
-              comparison={"max_abs": 2e-06, "flips": 0, "voxels": 100, "tolerance": {"max_abs": limit}})
-    c.assert_passed()
+    gate_record.record(judged("parity.onnxrt_vs_torch.running.bs1_tiny", "tiny parity", 2e-06 <= limit,
+                              measured=2e-06, units="max |Δ log-prob|", threshold=f"max|Δ| <= {limit:g}",
+                              basis="onnxrt [bn_mode=running, fp32] vs torch", reason="flips 0/100",
+                              comparison={"max_abs": 2e-06, "flips": 0, "voxels": 100, "tolerance": {"max_abs": limit}}))
 
 
 def test_accuracy(gate_record, gate_options):
     ref, tol = gate_options.reference_error, gate_options.tolerance_pp
-    c = gate_record.criterion("accuracy.error_rate.onnxrt", "tiny accuracy", units="%",
-                              threshold=f"|error − {ref}| ≤ {tol} pp")
-    c.measure(0.5646, abs(0.5646 - ref) <= tol, reason=f"|Δ| {abs(0.5646 - ref):.4f} pp vs {tol} pp")
-    c.assert_passed()
+    gate_record.record(judged("accuracy.error_rate.onnxrt", "tiny accuracy", abs(0.5646 - ref) <= tol, measured=0.5646,
+                              units="%", threshold=f"|error − {ref}| ≤ {tol} pp",
+                              reason=f"|Δ| {abs(0.5646 - ref):.4f} pp vs {tol} pp"))
 
 
 def test_npu(gate_record):

@@ -24,6 +24,7 @@ import pytest
 from vnet_accept.metrics.accuracy import AccuracyResult, TileCounts, VolumeResult
 from vnet_accept.reference import AccuracyReference
 from vnet_accept.judge.accuracy import error_rate_details
+from vnet_accept.judge.criterion import judged
 
 SOURCE = "{source}"
 
@@ -37,20 +38,19 @@ class Report:  # a PostprocessReport's fields that error_rate_details reads
         self.views = AccuracyReference().views(self.result.error_rate_pct)
 
 
-def _record(gate_record, cid, subject, verdict=True, **extra):
+def _record(gate_record, cid, subject):
     report = Report([0.1, 0.2, 0.3])
-    c = gate_record.criterion(cid, cid, units="%", threshold="|error − 0.355| ≤ 1.0 pp", basis="bs16, fp32")
-    c.measure(report.result.error_rate_pct, verdict, reason=report.result.port_line(),
-              **error_rate_details(report, subject), **extra)
-    return c
+    gate_record.record(judged(cid, cid, True, measured=report.result.error_rate_pct, units="%",
+                              threshold="|error − 0.355| ≤ 1.0 pp", basis="bs16, fp32",
+                              reason=report.result.port_line(), **error_rate_details(report, subject)))
 
 
 def test_chain(gate_record):
-    _record(gate_record, f"accuracy.error_rate.{{SOURCE}}", "port").assert_passed()
+    _record(gate_record, f"accuracy.error_rate.{{SOURCE}}", "port")
 
 
 def test_selftest_model(gate_record):
-    _record(gate_record, "accuracy.error_rate.selftest_model", "selftest").assert_passed()
+    _record(gate_record, "accuracy.error_rate.selftest_model", "selftest")
 
 
 def test_every_other_family(gate_record):
@@ -66,7 +66,7 @@ def test_every_other_family(gate_record):
                                              "ratio": 2.37}}),
             ("perf.tier", "Benchmark", {{}})]
     for cid, measured, details in rows:
-        gate_record.criterion(cid, cid, threshold="shown").measure(measured, True, reason="ok", **details)
+        gate_record.record(judged(cid, cid, True, measured=measured, threshold="shown", reason="ok", **details))
 
 
 def test_gpu_not_here(gate_record):

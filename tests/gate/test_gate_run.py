@@ -84,8 +84,11 @@ def test_no_tests_is_an_environment_error(gate_cli, gate_workdir, report_dir):
 
 
 INTERRUPTING = '''
+from vnet_accept.judge.criterion import judged
+
+
 def test_first(gate_record):
-    gate_record.criterion("parity.first", "first").measure(0.0, True)
+    gate_record.record(judged("parity.first", "first", True, measured=0.0))
 
 
 def test_interrupts():

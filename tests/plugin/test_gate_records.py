@@ -15,18 +15,18 @@ INNER_SUITE = '''
 import numpy as np
 import pytest
 
+from vnet_accept.judge.criterion import judged
+
 
 def test_pass(gate_record):
-    c = gate_record.criterion("demo.pass", "a passing criterion", units="|Δ|", threshold="<= 0.1",
-                              basis="bn_mode=running, fp32")
-    c.measure(np.float32(0.0625), True, reason="within the limit", worst_index=(0, 1, 2))
-    c.assert_passed()
+    gate_record.record(judged("demo.pass", "a passing criterion", True, measured=np.float32(0.0625), units="|Δ|",
+                              threshold="<= 0.1", basis="bn_mode=running, fp32", reason="within the limit",
+                              worst_index=(0, 1, 2)))
 
 
 def test_fail(gate_record):
-    c = gate_record.criterion("demo.fail", "a failing criterion", units="fps", threshold="> 10.31899")
-    c.measure(6.10496, False, reason="slower than the T4")
-    c.assert_passed()
+    gate_record.record(judged("demo.fail", "a failing criterion", False, measured=6.10496, units="fps",
+                              threshold="> 10.31899", reason="slower than the T4"))
 
 
 @pytest.mark.criterion("demo.skip", "skipped before recording")
@@ -34,13 +34,13 @@ def test_skip():
     pytest.skip("no NPU on this host")
 
 
+@pytest.mark.criterion("demo.error", "dies before measuring")
 def test_error(gate_record):
-    gate_record.criterion("demo.error", "dies before measuring")
     raise RuntimeError("export crashed")
 
 
 def test_late_failure(gate_record):
-    gate_record.criterion("demo.late_fail", "measured pass, then the test failed").measure(1, True, reason="ok")
+    gate_record.record(judged("demo.late_fail", "measured pass, then the test failed", True, measured=1, reason="ok"))
     assert 1 == 2, "a later check broke"
 
 
@@ -51,8 +51,7 @@ def test_recorder_skip(gate_record):
 def test_artifact(gate_record, tmp_path):
     path = tmp_path / "model.onnx"
     path.write_bytes(b"onnx bytes")
-    c = gate_record.criterion("demo.artifact", "records an artifact").artifact("onnx", path)
-    c.measure(1.0, True)
+    gate_record.record(judged("demo.artifact", "records an artifact", True, measured=1.0), ("onnx", path))
 '''
 
 EXPECTED_VERDICTS = {"demo.pass": "pass", "demo.fail": "fail", "demo.skip": "skip", "demo.error": "error",
@@ -185,8 +184,10 @@ def test_terminal_summary_lists_every_criterion_the_overall_verdict_and_the_repo
 
 def test_without_gate_report_nothing_is_written_but_the_summary_is_shown(gate_pytester, run_inner):
     gate_pytester.makepyfile(test_inner="""
+        from vnet_accept.judge.criterion import judged
+
         def test_one(gate_record):
-            gate_record.criterion("demo.one", "one").measure(2, True)
+            gate_record.record(judged("demo.one", "one", True, measured=2))
     """)
     result = run_inner()
     result.assert_outcomes(passed=1)
@@ -208,6 +209,8 @@ def test_marked_tests_that_crash_in_setup_or_call_before_recording_are_errors(ga
     gate_pytester.makepyfile(test_inner="""
         import pytest
 
+        from vnet_accept.judge.criterion import judged
+
         @pytest.fixture
         def onnx_file():
             raise RuntimeError("export failed in the fixture")
@@ -221,7 +224,7 @@ def test_marked_tests_that_crash_in_setup_or_call_before_recording_are_errors(ga
             raise RuntimeError("boom")
 
         def test_ok(gate_record):
-            gate_record.criterion("demo.ok", "fine").measure(1, True)
+            gate_record.record(judged("demo.ok", "fine", True, measured=1))
     """)
     run_inner("--gate-report", "out")
     report = _report(gate_pytester.path / "out")
@@ -252,11 +255,13 @@ def test_marker_criteria_of_skipped_setup_and_parametrized_tests(gate_pytester, 
 
 def test_a_criterion_recorded_twice_keeps_the_last_record(gate_pytester, run_inner):
     gate_pytester.makepyfile(test_inner="""
+        from vnet_accept.judge.criterion import judged
+
         def test_first(gate_record):
-            gate_record.criterion("demo.same", "first").measure(1, True)
+            gate_record.record(judged("demo.same", "first", True, measured=1))
 
         def test_second(gate_record):
-            gate_record.criterion("demo.same", "second").measure(2, False)
+            gate_record.record(judged("demo.same", "second", False, measured=2))
     """)
     run_inner("--gate-report", "out")
     report = _report(gate_pytester.path / "out")
@@ -289,9 +294,11 @@ def test_under_xdist_the_controller_writes_every_criterion_exactly_once(gate_pyt
     gate_pytester.makepyfile(test_more="""
         import pytest
 
+        from vnet_accept.judge.criterion import judged
+
         @pytest.mark.parametrize("i", range(4))
         def test_many(gate_record, i):
-            gate_record.criterion(f"demo.many[{i}]", "spread over workers").measure(i, True)
+            gate_record.record(judged(f"demo.many[{i}]", "spread over workers", True, measured=i))
     """)
     out = gate_pytester.path / "gate-out"
     result = run_inner("-p", "xdist", "-n", "2", "--gate-report", str(out))
@@ -307,18 +314,21 @@ def test_under_xdist_the_controller_writes_every_criterion_exactly_once(gate_pyt
 
 
 MISSHAPEN = '''
+from vnet_accept.judge.criterion import judged
+
+
 def test_per_volume_as_a_mapping(gate_record):
-    c = gate_record.criterion("accuracy.error_rate.selftest_model", "per_volume in the wrong shape", units="%")
-    c.measure(0.42, True, subject="selftest", per_volume={"1.2.3": 0.42})
+    gate_record.record(judged("accuracy.error_rate.selftest_model", "per_volume in the wrong shape", True,
+                              measured=0.42, units="%", subject="selftest", per_volume={"1.2.3": 0.42}))
 
 
 def test_without_subject(gate_record):
-    c = gate_record.criterion("accuracy.error_rate.onnxrt", "whose model?", units="%")
-    c.measure(0.42, True, per_volume=[{"uid": "1.2.3", "incorrect": 1, "total": 10, "error_rate_pct": 10.0}])
+    gate_record.record(judged("accuracy.error_rate.onnxrt", "whose model?", True, measured=0.42, units="%",
+                              per_volume=[{"uid": "1.2.3", "incorrect": 1, "total": 10, "error_rate_pct": 10.0}]))
 
 
 def test_throughput_as_text(gate_record):
-    gate_record.criterion("perf.throughput.bs1", "fps as text").measure(24.4, True, card_fps="24.4 fps")
+    gate_record.record(judged("perf.throughput.bs1", "fps as text", True, measured=24.4, card_fps="24.4 fps"))
 '''
 
 

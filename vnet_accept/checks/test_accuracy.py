@@ -21,6 +21,7 @@ import pytest
 
 from vnet_accept.compare import label_flips, max_abs_diff
 from vnet_accept.judge import accuracy
+from vnet_accept.judge.criterion import judged
 from vnet_accept.metrics.accuracy import parse_port_line
 from vnet_accept.plugin.accuracy_fixtures import INVARIANCE_BATCH, source_name
 from vnet_accept.tolerances import SELFTEST_MAX_ERROR_PCT
@@ -76,12 +77,11 @@ def test_pooled_counts_are_the_sums(accuracy_runs, accuracy_dataset, gate_record
         wrong = int(np.count_nonzero((prediction != mask) & evaluated))
         if wrong != v.incorrect:
             problems.append(f"{v.uid}: reassembled volume has {wrong} errors, the tiles sum to {v.incorrect}")
-    c = gate_record.criterion("accuracy.consistency.pooled_counts", "the pooled counts equal the sum of the "
-                              "per-volume counts, the per-tile counts and the reassembled volumes' counts",
-                              units="problems", threshold="0", basis=report.source)
-    c.measure(len(problems), not problems, reason="; ".join(problems) or
-              f"{r.incorrect}/{r.total} over {r.volumes} volumes and {r.tiles} tiles", problems=problems)
-    c.assert_passed()
+    gate_record.record(judged(
+        "accuracy.consistency.pooled_counts", "the pooled counts equal the sum of the per-volume counts, the per-tile "
+        "counts and the reassembled volumes' counts", not problems, measured=len(problems), units="problems",
+        threshold="0", basis=report.source, problems=problems,
+        reason="; ".join(problems) or f"{r.incorrect}/{r.total} over {r.volumes} volumes and {r.tiles} tiles"))
 
 
 @pytest.mark.criterion("accuracy.consistency.port_line", "the printed line parses back to the same numbers")
@@ -94,12 +94,11 @@ def test_printed_line_parses_back(accuracy_runs, gate_record):
     printed = report.render()
     line = parse_port_line(printed)
     ok = (line.incorrect, line.total) == (r.incorrect, r.total) and line.pct == round(r.error_rate_pct, 4)
-    c = gate_record.criterion("accuracy.consistency.port_line", "`vnet-accept postprocess` prints the port's line "
-                              "and it parses back to the pooled counts", basis=f"{folder}: the first scan's "
-                              "outputs of the chain")
-    shown = next(text for text in printed.splitlines() if text.startswith("Test set"))
-    c.measure(shown, ok, reason=f"parsed {line}, expected {r.incorrect}/{r.total} ({r.error_rate_pct:.4f}%)")
-    c.assert_passed()
+    gate_record.record(judged(
+        "accuracy.consistency.port_line", "`vnet-accept postprocess` prints the port's line and it parses back to the "
+        "pooled counts", ok, measured=next(text for text in printed.splitlines() if text.startswith("Test set")),
+        basis=f"{folder}: the first scan's outputs of the chain",
+        reason=f"parsed {line}, expected {r.incorrect}/{r.total} ({r.error_rate_pct:.4f}%)"))
 
 
 @pytest.mark.criterion("accuracy.layouts_agree", "the three result layouts give identical counts")
@@ -123,13 +122,13 @@ def test_layouts_agree(accuracy_runs, gate_record, tmp_path):
         if layout != "ais_bench":
             shutil.rmtree(folder)
     ok = all(detected[k] == k for k in folders) and not any(differing.values())
-    c = gate_record.criterion("accuracy.layouts_agree", "post-processing the same outputs written as ais_bench "
-                              "(<stem>_0.bin), legacy benchmark (dumpOutput_device0/<stem>_1.bin) and .npy gives "
-                              "identical per-tile counts, each layout detected", units="tiles differing",
-                              threshold="0", basis=f"{len(manifest)} tiles (the first scan) of {run.basis}")
-    c.measure(sum(map(len, differing.values())), ok, reason=f"detected {detected}; differing {differing}",
-              detected=detected, differing=differing, incorrect=base.result.incorrect, total=base.result.total)
-    c.assert_passed()
+    gate_record.record(judged(
+        "accuracy.layouts_agree", "post-processing the same outputs written as ais_bench (<stem>_0.bin), legacy "
+        "benchmark (dumpOutput_device0/<stem>_1.bin) and .npy gives identical per-tile counts, each layout detected",
+        ok, measured=sum(map(len, differing.values())), units="tiles differing", threshold="0",
+        basis=f"{len(manifest)} tiles (the first scan) of {run.basis}",
+        reason=f"detected {detected}; differing {differing}", detected=detected, differing=differing,
+        incorrect=base.result.incorrect, total=base.result.total))
 
 
 @pytest.mark.criterion("accuracy.batch_invariance", "bs1 and bs16 give the same per-tile error counts")
@@ -145,20 +144,19 @@ def test_batch_invariance(accuracy_runs, accuracy_dataset, gate_record):
     max_abs = max_abs_diff(out_batched, out_alone)
     size = min(INVARIANCE_BATCH, len(accuracy_dataset.manifest))
     source, mode = source_name(accuracy_runs.backend), accuracy_runs.bn_mode
-    c = gate_record.criterion(f"accuracy.batch_invariance.{source}.bs1_vs_bs{INVARIANCE_BATCH}",
-                              f"the first scan's {len(entries)} tiles give the same error counts run one at a time "
-                              f"and inside a batch of {size}", units="tiles with different counts", threshold="0",
-                              basis=f"{alone.basis}, bn_mode={mode}, {accuracy_dataset.describe()}")
-    details = {"tiles": len(entries), "voxels_differing": flips, "max_abs_diff": max_abs, "tiles_differing": differing,
-               "batch_size": size, "counts_bs1": sum(counts_alone.values()),
-               f"counts_bs{INVARIANCE_BATCH}": sum(counts_batched.values())}
     summary = (f"{len(differing)} of {len(entries)} tiles differ in error count; {flips} voxels flip label "
                f"(max |Δ log-prob| {max_abs:.3g})")
-    c.measure(len(differing), not differing, reason=summary, **details)
+    c = judged(f"accuracy.batch_invariance.{source}.bs1_vs_bs{INVARIANCE_BATCH}", f"the first scan's {len(entries)} "
+               f"tiles give the same error counts run one at a time and inside a batch of {size}", not differing,
+               measured=len(differing), units="tiles with different counts", threshold="0",
+               basis=f"{alone.basis}, bn_mode={mode}, {accuracy_dataset.describe()}", reason=summary,
+               tiles=len(entries), voxels_differing=flips, max_abs_diff=max_abs, tiles_differing=differing,
+               batch_size=size, counts_bs1=sum(counts_alone.values()),
+               **{f"counts_bs{INVARIANCE_BATCH}": sum(counts_batched.values())})
     if mode not in INVARIANT_MODES:
-        c.skip(f"bn_mode={mode} normalises with the batch's statistics and promises no batch invariance; "
-               f"measured: {summary}")
-    c.assert_passed()
+        c = c.not_judged(f"bn_mode={mode} normalises with the batch's statistics and promises no batch invariance; "
+                         f"measured: {summary}")
+    gate_record.record(c)
 
 
 @pytest.mark.criterion("accuracy.consistency.backends_agree", "ONNX Runtime and PyTorch give the same error "
@@ -176,15 +174,13 @@ def test_backends_agree(accuracy_runs, accuracy_dataset, gate_options, gate_reco
     limit = gate_options.parity_max_flip_fraction
     ok = not beyond and flips <= limit * voxels
     ids = sorted(source_name(x) for x in (mine.backend, other.backend))
-    c = gate_record.criterion(f"accuracy.consistency.{ids[0]}_vs_{ids[1]}",
-                              f"{mine.backend} and {other.backend} give the same per-tile error counts up to their "
-                              f"label flips, and flip at most {limit:g} of the voxels", units="label flips",
-                              threshold=f"≤ {limit:g} × {voxels} voxels",
-                              basis=f"{mine.basis} vs {other.basis}, bs1, {len(entries)} tiles")
-    c.measure(flips, ok, reason=f"error counts {sum(counts_a.values())} vs {sum(counts_b.values())}; "
-              f"{flips}/{voxels} voxels flip", counts=[sum(counts_a.values()), sum(counts_b.values())],
-              beyond_flips=beyond, voxels=voxels)
-    c.assert_passed()
+    gate_record.record(judged(
+        f"accuracy.consistency.{ids[0]}_vs_{ids[1]}", f"{mine.backend} and {other.backend} give the same per-tile "
+        f"error counts up to their label flips, and flip at most {limit:g} of the voxels", ok, measured=flips,
+        units="label flips", threshold=f"≤ {limit:g} × {voxels} voxels",
+        basis=f"{mine.basis} vs {other.basis}, bs1, {len(entries)} tiles",
+        reason=f"error counts {sum(counts_a.values())} vs {sum(counts_b.values())}; {flips}/{voxels} voxels flip",
+        counts=[sum(counts_a.values()), sum(counts_b.values())], beyond_flips=beyond, voxels=voxels))
 
 
 @pytest.mark.criterion("accuracy.error_rate.selftest_model", "the self-test's trained model segments the synthetic "

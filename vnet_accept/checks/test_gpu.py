@@ -26,11 +26,18 @@ from vnet_accept.checks.conftest import PARITY_BATCH, size_label
 from vnet_accept.compare import compare_outputs
 from vnet_accept.data.tiles import TILE_SHAPE, ct_like_batch
 from vnet_accept.gpu.sweep import variant_options
+from vnet_accept.judge import parity
+from vnet_accept.judge.criterion import judged
 from vnet_accept.model.vnet import BN_MODES
 from vnet_accept.results.inference import run_in_batches
-from vnet_accept.runners.onnxrt import OnnxRuntimeRunner
+from vnet_accept.runners.registry import create_runner
 from vnet_accept.runners.torch_cuda import DTYPES, TorchCudaRunner, cuda_unavailable_reason
-from vnet_accept.tolerances import REDUCED_PRECISION_TOLERANCE, Tolerance, gpu_invariance_tolerance
+from vnet_accept.tolerances import (
+    REDUCED_PRECISION_TOLERANCE,
+    Tolerance,
+    gpu_invariance_tolerance,
+    parity_tolerance,
+)
 
 pytestmark = pytest.mark.gpu
 
@@ -78,16 +85,7 @@ def gpu_runs(vnet_model, cuda_device, gpu_tiles):
 
 
 def _parity(gate_options) -> Tolerance:
-    return Tolerance(max_abs=gate_options.parity_atol, max_flip_fraction=gate_options.parity_max_flip_fraction)
-
-
-def _record(gate_record, cid, description, result, basis):
-    c = gate_record.criterion(cid, description, units="max |Δ log-prob|", threshold=result.tolerance.describe(),
-                              basis=basis)
-    c.measure(result.max_abs, result.passed, reason=result.summary() if not result.passed else
-              f"flips {result.flips}/{result.voxels} ({result.flip_fraction:.3g}), cosine {result.cosine:.7f}",
-              comparison=result.to_dict())
-    c.assert_passed(result.summary() + "\n" + result.report())
+    return parity_tolerance(gate_options.parity_atol, gate_options.parity_max_flip_fraction)
 
 
 # -- parity with the CPU reference ------------------------------------------------------------------------------------
@@ -101,7 +99,7 @@ def onnxrt_full_tile(onnx_export, gate_options, full_tile_input):
     def get(bn_mode: str) -> tuple[np.ndarray, str]:
         if bn_mode not in cache:
             path = onnx_export(bn_mode, spatial=TILE_SHAPE if bn_mode == gate_options.bn_mode else None)
-            with OnnxRuntimeRunner(path, bn_mode=bn_mode) as runner:
+            with create_runner("ort-cpu", onnx=path, bn_mode=bn_mode) as runner:
                 cache[bn_mode] = (runner.infer({"actual_input_1": full_tile_input})["output1"], runner.describe())
         return cache[bn_mode]
 
@@ -119,11 +117,10 @@ def test_cuda_fp32_matches_onnxrt_on_a_full_tile(bn_mode, variant, cuda_device, 
     with TorchCudaRunner(vnet_model, bn_mode, cuda_device, options) as runner:
         obtained = runner.infer({"actual_input_1": full_tile_input})["output1"]
         basis = f"{runner.describe()} vs {ort_basis}, bs1, 64×80×80, CT-like seeded input"
-    result = compare_outputs(obtained, expected, _parity(gate_options),
-                             name=f"torch-cuda {variant} fp32 vs onnxrt-cpu [bn_mode={bn_mode}, bs1]")
-    _record(gate_record, f"parity.onnxrt_vs_torch_cuda.{variant}.{bn_mode}.bs1_64x80x80",
-            f"PyTorch on CUDA ({variant}, fp32) equals ONNX Runtime on the CPU, bn_mode={bn_mode}, one full tile",
-            result, basis)
+    gate_record.record(parity.parity(
+        f"parity.onnxrt_vs_torch_cuda.{variant}.{bn_mode}.bs1_64x80x80", f"PyTorch on CUDA ({variant}, fp32) equals "
+        f"ONNX Runtime on the CPU, bn_mode={bn_mode}, one full tile", obtained, expected, _parity(gate_options),
+        name=f"torch-cuda {variant} fp32 vs onnxrt-cpu [bn_mode={bn_mode}, bs1]", basis=basis))
 
 
 @pytest.mark.parametrize("bn_mode", BN_MODES)
@@ -132,7 +129,7 @@ def test_cuda_fp32_matches_onnxrt_on_a_full_tile(bn_mode, variant, cuda_device, 
 def test_cuda_fp32_matches_onnxrt_on_a_batch_of_16(bn_mode, cuda_device, vnet_model, onnx_export, reduced_inputs,
                                                    gate_options, gate_record):
     batch = reduced_inputs(bn_mode)[:PARITY_BATCH]
-    with OnnxRuntimeRunner(onnx_export(bn_mode, spatial=None), bn_mode=bn_mode) as ort:
+    with create_runner("ort-cpu", onnx=onnx_export(bn_mode, spatial=None), bn_mode=bn_mode) as ort:
         expected = ort.infer({"actual_input_1": batch})["output1"]
         ort_basis = ort.describe()
     options = variant_options("tuned", "fp32", cuda_device)
@@ -140,11 +137,11 @@ def test_cuda_fp32_matches_onnxrt_on_a_batch_of_16(bn_mode, cuda_device, vnet_mo
         obtained = runner.infer({"actual_input_1": batch})["output1"]
         basis = f"{runner.describe()} vs {ort_basis}, bs{PARITY_BATCH}, {size_label(bn_mode, '×')}"
     size = size_label(bn_mode)
-    result = compare_outputs(obtained, expected, _parity(gate_options),
-                             name=f"torch-cuda tuned fp32 vs onnxrt-cpu [bn_mode={bn_mode}, bs{PARITY_BATCH}]")
-    _record(gate_record, f"parity.onnxrt_vs_torch_cuda.tuned.{bn_mode}.bs{PARITY_BATCH}_{size}",
-            f"PyTorch on CUDA (tuned, fp32) equals ONNX Runtime, bn_mode={bn_mode}, a batch of {PARITY_BATCH}",
-            result, basis)
+    gate_record.record(parity.parity(
+        f"parity.onnxrt_vs_torch_cuda.tuned.{bn_mode}.bs{PARITY_BATCH}_{size}", f"PyTorch on CUDA (tuned, fp32) "
+        f"equals ONNX Runtime, bn_mode={bn_mode}, a batch of {PARITY_BATCH}", obtained, expected,
+        _parity(gate_options), name=f"torch-cuda tuned fp32 vs onnxrt-cpu [bn_mode={bn_mode}, bs{PARITY_BATCH}]",
+        basis=basis))
 
 
 # -- every variant and dtype against fp32 eager ------------------------------------------------------------------------
@@ -157,15 +154,11 @@ def test_every_variant_and_dtype_agrees_with_fp32_eager(dtype, variant, gpu_runs
     expected, ref_basis = gpu_runs("eager", "fp32", bn_mode, NUMERICS_BATCH, NUMERICS_BATCH)
     obtained, basis = gpu_runs(variant, dtype, bn_mode, NUMERICS_BATCH, NUMERICS_BATCH)
     tol = _parity(gate_options) if dtype == "fp32" else REDUCED_PRECISION_TOLERANCE[dtype]
-    result = compare_outputs(obtained, expected, tol, name=f"torch-cuda {variant} {dtype} vs fp32 eager "
-                                                            f"[bn_mode={bn_mode}, bs{NUMERICS_BATCH}]")
-    c = gate_record.criterion(
+    gate_record.record(parity.parity(
         f"numerics.torch_cuda.{dtype}.{variant}.{bn_mode}", f"PyTorch on CUDA, {variant} at {dtype}, agrees with "
-        f"fp32 eager on the same GPU (bn_mode={bn_mode})", units="label-flip fraction",
-        threshold=tol.describe(), basis=f"{basis} vs {ref_basis}, {NUMERICS_BATCH} CT-like 64×80×80 tiles")
-    c.measure(result.flip_fraction, result.passed, reason=result.summary() if not result.passed else
-              f"max|Δ| {result.max_abs:.3g}, cosine {result.cosine:.7f}", comparison=result.to_dict())
-    c.assert_passed(result.summary() + "\n" + result.report())
+        f"fp32 eager on the same GPU (bn_mode={bn_mode})", obtained, expected, tol,
+        name=f"torch-cuda {variant} {dtype} vs fp32 eager [bn_mode={bn_mode}, bs{NUMERICS_BATCH}]",
+        basis=f"{basis} vs {ref_basis}, {NUMERICS_BATCH} CT-like 64×80×80 tiles", statistic="flip_fraction"))
 
 
 # -- batch invariance and finite outputs per dtype ---------------------------------------------------------------------
@@ -178,15 +171,11 @@ def test_batch_invariance_per_dtype(dtype, bn_mode, gpu_runs, gate_options, gate
     batched, basis = gpu_runs("tuned", dtype, bn_mode, INVARIANCE_BATCH, INVARIANCE_BATCH)
     alone, _ = gpu_runs("tuned", dtype, bn_mode, INVARIANCE_BATCH, 1)
     tol = gpu_invariance_tolerance(dtype, gate_options.invariance_atol)
-    result = compare_outputs(batched, alone, tol, name=f"torch-cuda {dtype} [bn_mode={bn_mode}] bs16 vs bs1")
-    c = gate_record.criterion(
+    gate_record.record(parity.batch_invariance(
         f"batch_invariance.torch-cuda-{dtype}.{bn_mode}.bs{INVARIANCE_BATCH}",
         f"PyTorch on CUDA at {dtype}, bn_mode={bn_mode}: each of {INVARIANCE_BATCH} tiles gives the same output "
-        "alone and in the batch", units="max |Δ log-prob|", threshold=tol.describe(),
-        basis=f"{basis}, {INVARIANCE_BATCH} CT-like 64×80×80 tiles")
-    c.measure(result.max_abs, result.passed, reason=result.summary() if not result.passed else
-              f"flips {result.flips}/{result.voxels}", comparison=result.to_dict())
-    c.assert_passed(result.summary() + "\n" + result.report())
+        "alone and in the batch", batched, alone, tol, name=f"torch-cuda {dtype} [bn_mode={bn_mode}] bs16 vs bs1",
+        basis=f"{basis}, {INVARIANCE_BATCH} CT-like 64×80×80 tiles"))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -198,13 +187,12 @@ def test_outputs_are_finite_log_probabilities(dtype, gpu_runs, gate_options, gat
     logsumexp = np.logaddexp(outputs[..., 0].astype(np.float64), outputs[..., 1].astype(np.float64))
     worst = float(np.nanmax(np.abs(logsumexp))) if not bad else float("inf")
     passed = bad == 0 and worst <= LOGSUMEXP_ATOL[dtype]
-    c = gate_record.criterion(
+    gate_record.record(judged(
         f"finite.torch-cuda-{dtype}.{bn_mode}", f"PyTorch on CUDA at {dtype}: outputs finite and log-probabilities",
-        units="non-finite values", threshold=f"0 NaN/Inf, |log Σ exp| <= {LOGSUMEXP_ATOL[dtype]:g}",
-        basis=f"{basis}, {INVARIANCE_BATCH} tiles at bs{INVARIANCE_BATCH}")
-    c.measure(bad, passed, reason=f"{bad} of {outputs.size} values NaN/Inf; max |log Σ exp| {worst:.3g}",
-              max_abs_logsumexp=worst)
-    c.assert_passed()
+        passed, measured=bad, units="non-finite values",
+        threshold=f"0 NaN/Inf, |log Σ exp| <= {LOGSUMEXP_ATOL[dtype]:g}",
+        basis=f"{basis}, {INVARIANCE_BATCH} tiles at bs{INVARIANCE_BATCH}",
+        reason=f"{bad} of {outputs.size} values NaN/Inf; max |log Σ exp| {worst:.3g}", max_abs_logsumexp=worst))
 
 
 # -- CUDA graphs when the batch size changes ---------------------------------------------------------------------------

@@ -19,21 +19,27 @@ from vnet_accept.tolerances import Tolerance
 UNITS = "max |Δ log-prob|"
 
 
+#: What a comparison criterion reports as its measured value: the largest difference (fp32, where log-probabilities
+#: agree to round-off) or the fraction of flipped labels (reduced precision, where differences are large by design).
+STATISTICS = {"max_abs": UNITS, "flip_fraction": "label-flip fraction"}
+
+
 def _from_comparison(cid: str, description: str, result: CompareResult, passed: bool, basis: str, reason: str,
-                     threshold: str | None = None, **details: Any) -> Criterion:
-    return judged(cid, description, passed, measured=result.max_abs, units=UNITS,
+                     threshold: str | None = None, statistic: str = "max_abs", **details: Any) -> Criterion:
+    return judged(cid, description, passed, measured=getattr(result, statistic), units=STATISTICS[statistic],
                   threshold=threshold or result.tolerance.describe(), basis=basis, reason=reason,
                   message=result.summary() + "\n" + result.report(), comparison=result.to_dict(), **details)
 
 
 def parity(cid: str, description: str, obtained: np.ndarray, expected: np.ndarray, tolerance: Tolerance, *,
-           name: str, basis: str) -> Criterion:
-    """``parity.*``: ``obtained`` (e.g. ONNX Runtime) equals ``expected`` (PyTorch, the reference) under
-    ``tolerance``."""
+           name: str, basis: str, statistic: str = "max_abs") -> Criterion:
+    """``parity.*`` (and ``numerics.*``): ``obtained`` (e.g. ONNX Runtime) equals ``expected`` (PyTorch, the
+    reference) under ``tolerance``; ``statistic`` is the measured value recorded (:data:`STATISTICS`)."""
     result = compare_outputs(obtained, expected, tolerance, name=name)
-    reason = result.summary() if not result.passed else f"flips {result.flips}/{result.voxels}, cosine " \
-                                                        f"{result.cosine:.7f}"
-    return _from_comparison(cid, description, result, result.passed, basis, reason)
+    reason = result.summary() if not result.passed else (
+        f"flips {result.flips}/{result.voxels} ({result.flip_fraction:.3g}), max|Δ| {result.max_abs:.3g}, cosine "
+        f"{result.cosine:.7f}")
+    return _from_comparison(cid, description, result, result.passed, basis, reason, statistic=statistic)
 
 
 def batch_invariance(cid: str, description: str, batched: np.ndarray, alone: np.ndarray, tolerance: Tolerance, *,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from vnet_accept.io_utils import sha256_file
-from vnet_accept.judge.criterion import Criterion
+from vnet_accept.judge.criterion import Criterion, judged
 from vnet_accept.report.record import build_report, detail_problems, provenance, summarise, write_report
 
 PROPERTY = "vnet_accept_criterion"
@@ -26,75 +26,26 @@ session_key = pytest.StashKey[list]()  # on the controller: every Criterion of t
 report_path_key = pytest.StashKey[Path]()
 
 
-class CriterionHandle:
-    """One criterion being measured by a test. Finish it with :meth:`measure` (or :meth:`skip`)."""
-
-    def __init__(self, criterion: Criterion) -> None:
-        self.criterion = criterion
-
-    def artifact(self, name: str, path: str | Path, sha256: str | None = None) -> CriterionHandle:
-        path = Path(path)
-        digest = sha256 or (sha256_file(path) if path.is_file() else "")
-        self.criterion.artifacts[name] = {"path": str(path), "sha256": digest}
-        return self
-
-    def measure(self, measured: Any, passed: bool, reason: str = "", basis: str | None = None,
-                **details: Any) -> CriterionHandle:
-        c = self.criterion
-        c.measured, c.verdict, c.reason = measured, "pass" if passed else "fail", reason
-        if basis is not None:
-            c.basis = basis
-        c.details.update(details)
-        problems = detail_problems(c.id, c.details)
-        if problems:  # a shape the report cannot read fails here, in the test that records it, not in the report
-            c.verdict, c.reason = "error", f"the check recorded details the report cannot read: {problems[0]}"
-            raise TypeError(f"{c.id}: {'; '.join(problems)}")
-        c.recorded_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        return self
-
-    def assert_passed(self, message: str | None = None) -> None:
-        """Fail the test (no traceback) with a first line holding the verdict and key numbers."""
-        __tracebackhide__ = True
-        c = self.criterion
-        if c.verdict != "pass":
-            pytest.fail(message or c.headline(), pytrace=False)
-
-    def skip(self, reason: str) -> None:
-        __tracebackhide__ = True
-        self.criterion.verdict, self.criterion.reason = "skip", reason
-        pytest.skip(reason)
-
-
 class GateRecorder:
-    """The ``gate_record`` fixture's value: makes criteria bound to the running test."""
+    """The ``gate_record`` fixture's value: records what the judgements return, bound to the running test."""
 
     def __init__(self, item: pytest.Item) -> None:
         self.item = item
 
-    def criterion(self, id: str, description: str, units: str = "", threshold: str = "",
-                  basis: str = "") -> CriterionHandle:
-        c = Criterion(id=id, description=description, units=units, threshold=threshold, basis=basis,
-                      test=self.item.nodeid)
-        self.item.stash.setdefault(records_key, []).append(c)
-        return CriterionHandle(c)
-
-    def skip(self, id: str, description: str, reason: str) -> None:
-        __tracebackhide__ = True
-        self.criterion(id, description).skip(reason)
-
     def record(self, criterion: Criterion, *artifacts: tuple[str, str | Path]) -> Criterion:
         """Record what a judgement (:mod:`vnet_accept.judge`) returned, with ``(name, path)`` artifacts hashed here,
         and end the test the same way: a skip keeps its reason, a failure shows the judgement's message (its first
-        line is pytest's short summary), no traceback."""
+        line is pytest's short summary), no traceback. Details the report cannot read fail here, in the test that
+        records them, not later in the report."""
         __tracebackhide__ = True
-        handle = CriterionHandle(criterion)
         for name, path in artifacts:
-            handle.artifact(name, path)
+            path = Path(path)
+            criterion.artifacts[name] = {"path": str(path), "sha256": sha256_file(path) if path.is_file() else ""}
         criterion.test = self.item.nodeid
         criterion.recorded_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.item.stash.setdefault(records_key, []).append(criterion)
         problems = detail_problems(criterion.id, criterion.details)
-        if problems:  # fails here, in the test that records it, not later in the report
+        if problems:
             criterion.verdict = "error"
             criterion.reason = f"the check recorded details the report cannot read: {problems[0]}"
             raise TypeError(f"{criterion.id}: {'; '.join(problems)}")
@@ -104,11 +55,16 @@ class GateRecorder:
             pytest.fail(criterion.explanation(), pytrace=False)
         return criterion
 
+    def skip(self, cid: str, description: str, reason: str) -> None:
+        """Record ``cid`` as not judged, with ``reason`` (what is missing and how to provide it), and skip."""
+        __tracebackhide__ = True
+        self.record(judged(cid, description, None, reason=reason))
+
 
 @pytest.fixture
 def gate_record(request: pytest.FixtureRequest) -> GateRecorder:
-    """Record gate criteria: ``c = gate_record.criterion(id, description, units=, threshold=, basis=)``, then
-    ``c.measure(value, passed, reason=...)`` and ``c.assert_passed()``."""
+    """Record gate criteria: ``gate_record.record(judgement(...), ("onnx", path))`` with a judgement of
+    :mod:`vnet_accept.judge`; ``gate_record.skip(id, description, reason)`` when it cannot be judged here."""
     return GateRecorder(request.node)
 
 
