@@ -25,7 +25,8 @@ def test_parity(gate_record, gate_options):
     gate_record.record(judged("parity.onnxrt_vs_torch.running.bs1_tiny", "tiny parity", 2e-06 <= limit,
                               measured=2e-06, units="max |Δ log-prob|", threshold=f"max|Δ| <= {limit:g}",
                               basis="onnxrt [bn_mode=running, fp32] vs torch", reason="flips 0/100",
-                              comparison={"max_abs": 2e-06, "flips": 0, "voxels": 100, "tolerance": {"max_abs": limit}}))
+                              comparison={"max_abs": 2e-06, "flips": 0, "voxels": 100,
+                                          "tolerance": {"max_abs": limit}}))
 
 
 def test_accuracy(gate_record, gate_options):
