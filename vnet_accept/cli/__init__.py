@@ -1,13 +1,20 @@
 """``vnet-accept``: a thin command line over the library.
 
 Each module of this package owns a group of sub-commands through a ``register(subparsers)`` function that only
-builds argparse parsers (heavy imports happen inside the handlers, so ``--help`` is instant). Exit codes: 0 success / pass, 1 a criterion or
-a processing step failed, 2 a usage or environment error (one line saying what is wrong and what to do).
+builds argparse parsers (heavy imports happen inside the handlers, so ``--help`` is instant).
+
+Exit status, the same for every command (README "Exit status"): 0 success / every verdict passed; 1 a verdict
+failed (a criterion, the error-rate rule, a performance rule, or some scans of a data step); 2 bad input, usage
+or environment: a missing, empty, truncated or malformed input file, an out-of-range option, an output that
+cannot be written (a read-only folder, a file where a folder is needed). Exit status 2 is always one line naming
+the file, option or field and saying what to do, never a traceback. Missing output folders (and their parents)
+are created; only one that cannot be created is an error (2).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from collections.abc import Sequence
@@ -44,9 +51,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"vnet-accept {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # last resort: the file system said no; name the path and what to do
+        print(f"vnet-accept {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"vnet-accept {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+_ADVICE = {
+    errno.ENOENT: "it does not exist; check the path",
+    errno.EACCES: "permission denied; use a path you can read/write or fix its permissions",
+    errno.EPERM: "operation not permitted; use a path you can read/write or fix its permissions",
+    errno.EROFS: "the file system is read-only; choose an output on a writable one",
+    errno.ENOSPC: "no space left on the device; free some space or choose another output",
+    errno.EDQUOT: "disk quota exceeded; free some space or choose another output",
+    errno.ENOTDIR: "a file is where a folder is needed; remove it or choose another path",
+    errno.EISDIR: "it is a folder where a file is needed; give a file name",
+    errno.EEXIST: "it already exists and is in the way; remove it or choose another path",
+    errno.ENAMETOOLONG: "the name is too long; choose a shorter path",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError: the path (both for a rename), what the system said, and what to do."""
+    where = str(exc.filename) if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where += f" -> {exc.filename2}"
+    reason = exc.strerror or type(exc).__name__
+    advice = _ADVICE.get(exc.errno or 0, "check the path and its permissions")
+    return f"{where}: {reason} ({advice})" if where else f"{reason}: {exc} ({advice})"
 
 
 if __name__ == "__main__":  # pragma: no cover
