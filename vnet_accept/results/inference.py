@@ -191,7 +191,6 @@ def run_inference(runner: Runner, manifest: Manifest, out_dir: str | os.PathLike
         record = {"created_by": f"vnet-accept {__version__}", "manifest": str(manifest.directory),
                   "model": str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__,
                   "device_id": device_id, "bn_mode": runner.bn_mode, "dtype": runner.dtype}
-        ledger.save(record, report, complete=False)
     bar = _progress(report.tiles_planned, runner.name, progress)
     start = time.perf_counter()
     was_active = runner.is_active
@@ -199,6 +198,8 @@ def run_inference(runner: Runner, manifest: Manifest, out_dir: str | os.PathLike
         if not was_active:
             runner.activate()
         fixed = _fixed_batch(runner, batch_size)
+        if ledger is not None:  # the model loaded and fits: from here on the folder says what it holds
+            ledger.save(record, report, complete=False)
         for batch in batches:
             if resume and ledger is not None and ledger.adopt(batch):
                 report.tiles_resumed += len(batch)
