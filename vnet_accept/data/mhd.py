@@ -141,16 +141,18 @@ class _FieldError(ValueError):
     """One header field that is missing or malformed; the message names it."""
 
 
-def _numbers(fields: dict[str, str], key: str, count: int, kind: type, text: str | None = None) -> tuple:
-    text = fields.get(key) if text is None else text
+def _numbers(fields: dict[str, str], key: str, count: int, kind: type, expect: str) -> tuple:
+    """``fields[key]`` as ``count`` numbers of ``kind``; ``expect`` says what is expected (for the message)."""
+    text = fields.get(key)
     try:
         values = tuple(kind(v) for v in str(text).split())
     except ValueError:
-        raise _FieldError(f"{key} = {text!r} is not {count} number{'s' if count > 1 else ''}") from None
+        raise _FieldError(f"{key} = {text!r}: a value is not a number ({expect} expected)") from None
     if len(values) != count:
-        raise _FieldError(f"{key} = {text!r}: {count} value{'s' if count > 1 else ''} expected, {len(values)} found")
+        raise _FieldError(f"{key} = {text!r}: {len(values)} value{'s' if len(values) != 1 else ''} where {expect} "
+                          "are expected" if count > 1 else f"{key} = {text!r}: {expect} expected")
     if kind is float and not all(np.isfinite(values)):
-        raise _FieldError(f"{key} = {text!r}: values must be finite")
+        raise _FieldError(f"{key} = {text!r}: values must be finite ({expect} expected)")
     return values
 
 
@@ -181,31 +183,32 @@ def _validated(fields: dict[str, str]) -> dict[str, Any]:
     if not name or name in (".", "..") or "/" in name or "\\" in name or Path(name).is_absolute():
         raise _FieldError(f"ElementDataFile = {name!r}: the data file must be a plain file name in the header's own "
                           "folder (no path); copy the .raw/.zraw next to the header and name it there")
-    size = _numbers(fields, "DimSize", 3, int)
+    size = _numbers(fields, "DimSize", 3, int, "three positive sizes")
     if not all(1 <= v <= MAX_DIM for v in size):
-        raise _FieldError(f"DimSize = {fields['DimSize']}: three sizes between 1 and {MAX_DIM:,} are expected")
+        raise _FieldError(f"DimSize = {fields['DimSize']}: three positive sizes (at most {MAX_DIM:,}) are expected")
     spacing_key = "ElementSpacing" if "ElementSpacing" in fields else "ElementSize"
     if spacing_key not in fields:
         raise _FieldError("no ElementSpacing line (normalisation needs the voxel spacing)")
-    spacing = _numbers(fields, spacing_key, 3, float)
+    spacing = _numbers(fields, spacing_key, 3, float, "three positive spacings")
     low, high = SPACING_RANGE_MM
     if not all(low <= v <= high for v in spacing):
-        raise _FieldError(f"{spacing_key} = {fields[spacing_key]}: each voxel spacing must be between {low:g} and "
-                          f"{high:g} mm (LUNA16 scans are 0.46-2.5 mm)")
+        raise _FieldError(f"{spacing_key} = {fields[spacing_key]}: three positive spacings between {low:g} and "
+                          f"{high:g} mm are expected (LUNA16 scans are 0.46-2.5 mm)")
     origin_key = "Offset" if fields.get("Offset") else "Origin" if fields.get("Origin") else None
-    origin = _numbers(fields, origin_key, 3, float) if origin_key else (0.0, 0.0, 0.0)
+    origin = _numbers(fields, origin_key, 3, float, "three coordinates (mm)") if origin_key else (0.0, 0.0, 0.0)
     direction_key = "TransformMatrix" if fields.get("TransformMatrix") else (
         "Orientation" if fields.get("Orientation") else None)
-    direction = _numbers(fields, direction_key, 9, float) if direction_key else (1., 0., 0., 0., 1., 0., 0., 0., 1.)
+    direction = (_numbers(fields, direction_key, 9, float, "nine matrix entries") if direction_key
+                 else (1., 0., 0., 0., 1., 0., 0., 0., 1.))
     compressed = _boolean(fields, "CompressedData", False)
     compressed_size = None
     if "CompressedDataSize" in fields:
-        compressed_size = _numbers(fields, "CompressedDataSize", 1, int)[0]
+        compressed_size = _numbers(fields, "CompressedDataSize", 1, int, "a size in bytes")[0]
         if compressed_size < 0:
             raise _FieldError(f"CompressedDataSize = {fields['CompressedDataSize']}, a size in bytes is expected")
     header_size = 0
     if fields.get("HeaderSize"):
-        header_size = _numbers(fields, "HeaderSize", 1, int)[0]
+        header_size = _numbers(fields, "HeaderSize", 1, int, "-1 or a size in bytes")[0]
         if header_size < -1:
             raise _FieldError(f"HeaderSize = {fields['HeaderSize']}, -1 or a size in bytes is expected")
     msb_key = "BinaryDataByteOrderMSB" if "BinaryDataByteOrderMSB" in fields else "ElementByteOrderMSB"

@@ -230,7 +230,8 @@ def rerender(source: str | os.PathLike[str], output: str | os.PathLike[str] | No
     """``vnet-accept report DIR``: render the Markdown, ``modelzoo_level.txt`` and PNGs again from a saved
     ``gate-report.json`` (in place, or into ``output``), atomically. The JSON is validated first
     (:func:`~vnet_accept.report.record.report_problem`): an invalid one is a :class:`UsageError` naming the file
-    and the field, and nothing is written anywhere; a failure while rendering leaves the folder as it was."""
+    and the field, and nothing is written anywhere; a failure while rendering leaves the report folder as it was
+    (what was rendered stays in the hidden staging folder, marked INCOMPLETE)."""
     from vnet_accept.report.record import load_report
 
     source = Path(source)
@@ -257,6 +258,6 @@ def rerender(source: str | os.PathLike[str], output: str | os.PathLike[str] | No
         unfinished = report.get("complete") is False
         return staging.publish((report.get("gate") or {}).get("explanation") or "the run did not finish"
                                if unfinished else None)
-    except BaseException:
-        staging.discard()  # the report folder stays as it was
+    except BaseException:  # the report folder stays as it was; the staging folder says it is incomplete
+        staging.mark_incomplete("re-rendering failed")
         raise

@@ -262,7 +262,7 @@ def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{path} is not valid JSON ({exc}); the file is truncated or damaged") from None
     problem = report_problem(data)
     if problem:
-        raise ValueError(f"{path} is not a valid vnet-accept gate report: {problem}")
+        raise ValueError(f"{path} is not a vnet-accept gate report this version can read: {problem}")
     return data
 
 
