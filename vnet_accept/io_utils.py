@@ -30,7 +30,7 @@ def atomic_output(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[Bi
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a folder, a file is expected here", str(path))
+        raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
     ensure_dir(path.parent)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -57,7 +57,7 @@ def ensure_dir(path: str | os.PathLike[str]) -> Path:
         return path
     for parent in (path, *path.parents):
         if parent.exists() and not parent.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, "is a file where a folder is needed", str(parent))
+            raise NotADirectoryError(errno.ENOTDIR, "is a file", str(parent))
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

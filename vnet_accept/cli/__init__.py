@@ -66,8 +66,8 @@ _ADVICE = {
     errno.EROFS: "the file system is read-only; choose an output on a writable one",
     errno.ENOSPC: "no space left on the device; free some space or choose another output",
     errno.EDQUOT: "disk quota exceeded; free some space or choose another output",
-    errno.ENOTDIR: "a file is where a folder is needed; remove it or choose another path",
-    errno.EISDIR: "it is a folder where a file is needed; give a file name",
+    errno.ENOTDIR: "a folder is needed there; remove the file or choose another path",
+    errno.EISDIR: "a file is needed there; give a file name",
     errno.EEXIST: "it already exists and is in the way; remove it or choose another path",
     errno.ENAMETOOLONG: "the name is too long; choose a shorter path",
 }

@@ -4,7 +4,7 @@
 raw CT and mask it read (:func:`source_identity`): the header path and the header fields the normalisation
 uses, the data file's path, size, modification time and sha256. Whatever reads normalised volumes later
 (``preprocess``, the post-processor's masks, the consistency checks) calls :func:`check_normalized_source`
-first: when the raw scan is still at hand (at the recorded path, or in the raw layout under the same root) and
+first: when the raw scan is at hand (in the raw layout under the same root, else at the recorded path) and
 its header fields, size or content differ from the record, the normalised files are stale - made from a scan
 that has since been rewritten - and using them is a :class:`DataError` naming the UID and the file and saying
 to re-run ``vnet-accept normalize``.
@@ -102,11 +102,11 @@ def _check_role(uid: str, role: str, ident: Any, fallback: Path | None, path: Pa
     if not isinstance(ident, dict) or not isinstance(ident.get("header"), str):
         raise DataError(f"scan {uid}: the normalisation record {path} has no identity of the raw {what}; re-run "
                         "`vnet-accept normalize` for it")
-    header_path = Path(ident["header"])
+    # The raw layout under the same root is the scan the user has here (a copied or moved dataset); else the file
+    # the record names (normalised with --out elsewhere).
+    header_path = fallback if fallback is not None else Path(ident["header"])
     if not header_path.is_file():
-        if fallback is None:
-            return  # the raw scan is not here: nothing to compare with
-        header_path = fallback
+        return  # the raw scan is not here: nothing to compare with
     normalised = path.parent if role == "ct" else path.parent.parent / "normalized_lung_mask"
     stale = (f"scan {uid}: the normalised {what} in {normalised} is stale: it was made from {header_path.name}, "
              "which has changed since `vnet-accept normalize` read it")

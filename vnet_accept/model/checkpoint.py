@@ -63,6 +63,9 @@ class LoadedCheckpoint:
 def load_checkpoint(path: str | os.PathLike[str]) -> LoadedCheckpoint:
     """Read ``path`` and normalise it; raise :class:`CheckpointError` with a precise reason otherwise."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder; pass the checkpoint file (e.g. "
+                              "vnet_model_best.pth.tar)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass the trained vnet_model_best.pth.tar "
                               "(or write a seeded stand-in with `vnet-accept checkpoint random -o FILE`)")
