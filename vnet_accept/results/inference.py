@@ -220,6 +220,10 @@ def run_inference(runner: Runner, manifest: Manifest, out_dir: str | os.PathLike
             bar.update(len(batch))
             if ledger is not None:
                 ledger.save(record, report, complete=False, throttle=True)
+    except BaseException:
+        if ledger is not None and ledger.started:  # an interrupted run still vouches for what it wrote
+            ledger.save(record, report, complete=False)
+        raise
     finally:
         if not was_active and runner.is_active:
             runner.deactivate()
@@ -262,6 +266,7 @@ class _Ledger:
         self.outputs: dict[str, dict[str, Any]] = {}
         self.claims: dict[str, dict[str, Any]] = {}  # relpath -> output entry of a matching record
         self._saved_at = 0.0
+        self.started = False
         if out_dir.is_dir():
             self._check(manifest)
 
@@ -360,7 +365,7 @@ class _Ledger:
         now = time.monotonic()
         if throttle and now - self._saved_at < _RECORD_SAVE_INTERVAL_S:
             return
-        self._saved_at = now
+        self._saved_at, self.started = now, True
         ensure_dir(self.out_dir)
         atomic_write_json(self.record_path, {
             **record, **report.to_dict(), "record_version": 2, "complete": complete, "made_by": self.made_by,
