@@ -79,3 +79,21 @@ def test_benchmarks_enable_themselves_under_the_perf_marker(pytester):
     result = pytester.runpytest_inprocess("-m", "perf or not perf", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     assert "NoneType" not in result.stdout.str()
+
+
+def test_every_commands_help_states_the_same_exit_status_policy():
+    import argparse
+
+    from vnet_accept.cli import EXIT_STATUS, build_parser
+
+    def parsers(parser):
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in dict.fromkeys(action.choices.values()):
+                    yield from parsers(child)
+
+    every = list(parsers(build_parser()))
+    assert len(every) >= 17  # vnet-accept, 14 commands, checkpoint's 3 actions
+    assert all(EXIT_STATUS in (p.epilog or "") for p in every)
+    assert "Missing output folders (and their parents) are created" in EXIT_STATUS

@@ -34,13 +34,33 @@ COMMAND_MODULES = (
 )
 
 
+EXIT_STATUS = """\
+exit status (every command): 0 success / every verdict passed; 1 a verdict failed (a criterion, the error-rate
+or performance rule, some scans of a data step); 2 bad input, usage or environment (a missing, empty, truncated
+or malformed file, an out-of-range option, an output that cannot be written), always one line naming the file,
+option or header field and what to do. Missing output folders (and their parents) are created; an output path
+of the wrong type (a folder where a file is written, or the reverse) or one that cannot be written is exit 2."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vnet-accept", description=__doc__.splitlines()[0].strip("`: "))
+    parser = argparse.ArgumentParser(prog="vnet-accept", description=__doc__.splitlines()[0].strip("`: "),
+                                     epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vnet-accept {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _add_exit_status(parser)
     return parser
+
+
+def _add_exit_status(parser: argparse.ArgumentParser) -> None:
+    """Every command's --help ends with the same exit-status policy."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                if EXIT_STATUS not in (child.epilog or ""):
+                    child.epilog = f"{child.epilog}\n\n{EXIT_STATUS}" if child.epilog else EXIT_STATUS
+                _add_exit_status(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
