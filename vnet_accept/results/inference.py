@@ -289,7 +289,7 @@ class _Ledger:
                                 "run again")
             for rel, item in record["outputs"].items():
                 self.claims[rel] = item
-            accounted |= set(record["outputs"]) | set(record.get("planned", {}))
+            accounted |= set(record["outputs"]) | set(record["planned"])
         strays = [f for f in self._output_files() if f not in accounted]
         if strays:
             raise DataError(f"{self.out_dir} holds {len(strays)} output file(s) that no vnet-accept run record in it "
@@ -307,6 +307,10 @@ class _Ledger:
             raise DataError(f"{path} does not say which model, backend, BN mode and batch size made the outputs "
                             "(written by an older vnet-accept, or edited); choose another -o (or delete the "
                             "folder) and run again")
+        planned = record.setdefault("planned", {})
+        if not isinstance(planned, dict) or not all(isinstance(v, dict) for v in record["outputs"].values()):
+            raise DataError(f"{path} is damaged (its planned/outputs entries are not what vnet-accept writes); "
+                            "choose another -o (or delete the folder) and run again")
         return record
 
     def _mismatch(self, path: Path, record: dict[str, Any], by_stem: dict[str, ManifestEntry]) -> str | None:
@@ -319,8 +323,7 @@ class _Ledger:
             if a != b:
                 return f"{path.name} says {name} {_show(name, theirs.get(name))}, this run's is " \
                        f"{_show(name, self.made_by.get(name))}"
-        inputs = {**record.get("planned", {}), **{k: v.get("input_sha256") for k, v in record["outputs"].items()
-                                                  if isinstance(v, dict)}}
+        inputs = {**record["planned"], **{k: v.get("input_sha256") for k, v in record["outputs"].items()}}
         for rel, sha in inputs.items():
             parsed = OutputFile.parse(Path(rel))
             entry = by_stem.get(parsed.stem) if parsed else None
