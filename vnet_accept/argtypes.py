@@ -30,6 +30,37 @@ def positive_int(text: str) -> int:
     return value
 
 
+def int_range(minimum: int, maximum: int | None = None, hint: str = "") -> Callable[[str], int]:
+    """An integer in ``[minimum, maximum]`` (``maximum`` None: no upper bound); ``hint`` says why the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            wanted = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise argparse.ArgumentTypeError(f"expected an integer {wanted}{hint}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+non_negative_int = int_range(0)
+
+
+def vnet_width(text: str) -> int:
+    """A VNet base width: an even integer >= 2 (16 is the real VNet)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an even integer >= 2 (16 is the real VNet), got {text!r}") from None
+    if value < 2 or value % 2:
+        raise argparse.ArgumentTypeError(f"expected an even integer >= 2 (16 is the real VNet), got {text!r}")
+    return value
+
+
 def int_list(text: str, minimum: int = 0) -> tuple[int, ...]:
     """``"0,1,2"`` -> ``(0, 1, 2)``: distinct integers >= ``minimum`` (device ids start at 0)."""
     try:

@@ -96,12 +96,15 @@ def test_export_infer_postprocess_chain_with_both_cpu_backends(one_tile, capsys)
         counts.append(json.loads((base / f"{folder}.json").read_text())["incorrect"])
     flips = int((np.argmax(ort, -1) != np.argmax(torch_out, -1)).sum())
     assert abs(counts[0] - counts[1]) <= flips
-    # A re-run finds everything in place.
-    assert main(["infer", "--onnx", str(onnx), "--prep", str(data.manifest.directory), "-o", str(base / "ort")]) == 0
+    # A re-run finds everything in place; one with another batch size never adopts those outputs (issue 12).
+    assert main(["infer", "--onnx", str(onnx), "--prep", str(data.manifest.directory), "-o", str(base / "ort"),
+                 "--batch-size", "2"]) == 0
     assert "ran 0 tiles (1 already there, resumed)" in capsys.readouterr().out
+    assert main(["infer", "--onnx", str(onnx), "--prep", str(data.manifest.directory), "-o", str(base / "ort")]) == 2
+    assert "says batch_size 2, this run's is 1" in capsys.readouterr().err
     if importlib.util.find_spec("vnet_accept.runners.backend_choice") is not None:  # --backend auto (issue 6)
         assert main(["infer", "--backend", "auto", "--onnx", str(onnx), "--prep", str(data.manifest.directory),
-                     "-o", str(base / "ort")]) == 0
+                     "-o", str(base / "ort"), "--batch-size", "2"]) == 0
         captured = capsys.readouterr()
         assert "backend ort-cpu: only an ONNX file" in captured.err and "ran 0 tiles" in captured.out
 

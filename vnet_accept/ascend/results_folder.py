@@ -256,11 +256,13 @@ def _plan(bs: int, located: ResultFolder, summaries: list[Path], infos: list[Pat
     stems = [f.stem for f in located.outputs]
     if located.layout != "benchmark":
         batches: list[tuple[str, ...]] = []
+        unreadable = ""
         for path in summaries:
             try:
                 files = json.loads(path.read_text()).get("filesinfo")
-            except (OSError, ValueError, AttributeError):
+            except (OSError, ValueError, AttributeError) as exc:
                 files = None
+                unreadable = f"; {path.name} is unreadable ({type(exc).__name__}: {str(exc)[:80]})"
             if not isinstance(files, dict) or not files:
                 batches = []
                 break
@@ -272,7 +274,8 @@ def _plan(bs: int, located: ResultFolder, summaries: list[Path], infos: list[Pat
             return BatchPlan(bs, tuple(batches), f"filesinfo of {names}", assumed=False)
         ordered = sorted(stems, key=_natural_key)
         return BatchPlan(bs, _chunks(ordered, bs), "assumed: consecutive tiles in natural file-name order (newer "
-                         "ais_bench; older versions sorted names as text) — no summary with filesinfo", assumed=True)
+                         "ais_bench; older versions sorted names as text) — no summary with filesinfo" + unreadable,
+                         assumed=True)
     if infos:
         orders = [[Path(line.split()[1]).stem for line in path.read_text().splitlines() if len(line.split()) >= 2]
                   for path in infos]
@@ -386,7 +389,8 @@ class PerfEvidence:
     all: list[tuple[Any, str]] = field(default_factory=list)  # (PerfMeasurement, kind)
     chosen: dict[int, list[Any]] = field(default_factory=dict)
     chosen_kind: dict[int, str] = field(default_factory=dict)
-    failures: dict[int, str] = field(default_factory=dict)  # bs -> why no figure could be made (live runs)
+    # bs -> why no figure could be made: a live run that failed, or the batch size's summary is there but unreadable
+    failures: dict[int, str] = field(default_factory=dict)
     rejected: list[Any] = field(default_factory=list)  # PerfFileError of files that are not NPU figures
     gpu_logs: list[str] = field(default_factory=list)
 
@@ -398,6 +402,7 @@ def collect_perf(results: NpuResults, statistic: str = "port") -> PerfEvidence:
 
     scan = parse_perf_paths([results.root], statistic=statistic)
     evidence = PerfEvidence(rejected=[e for e in scan.rejected if e.kind not in ("atc",)])
+    unreadable = _unreadable_tool_files(evidence.rejected)
     for m in scan.measurements:
         if m.scope == "gpu":
             evidence.gpu_logs.append(m.source_file)
@@ -409,7 +414,25 @@ def collect_perf(results: NpuResults, statistic: str = "port") -> PerfEvidence:
         best = ranked[0][0]
         evidence.chosen[bs] = [m for rank, m in ranked if rank == best]
         evidence.chosen_kind[bs] = next(k for k, rank in PERF_KIND_RANK.items() if rank == best)
+    for bs, error in unreadable.items():  # a summary that is there but cannot be read is named, never "expected"
+        if bs not in evidence.chosen:
+            evidence.failures[bs] = (f"{error.source} is there but unreadable ({error.reason}); copy it again from the "
+                                     "host (ais_bench writes it beside the result folder)")
     return evidence
+
+
+_SUMMARY_NAME = re.compile(r"(?:^|_)(?:bs|batchsize_?)(?P<bs>\d+)(?:_device\d+)?_summary\.json$", re.IGNORECASE)
+
+
+def _unreadable_tool_files(rejected: list[Any]) -> dict[int, Any]:
+    """``{batch size: PerfFileError}`` for ais_bench summaries (``result_bs16_summary.json`` …) that exist but
+    could not be read (truncated, empty, not JSON): the first per batch size."""
+    found: dict[int, Any] = {}
+    for error in rejected:
+        m = _SUMMARY_NAME.search(Path(str(error.source)).name)
+        if m and error.kind in ("unreadable", "empty", "binary", "unknown"):
+            found.setdefault(int(m["bs"]), error)
+    return found
 
 
 def _perf_kind(m: Any, root: Path) -> str:

@@ -1,7 +1,8 @@
 """Sub-commands of the data pipeline: ``synth``, ``normalize`` and ``preprocess`` (SPEC §4).
 
 Exit status: 0 every scan done; 1 some scans failed (each listed with its reason after the others finished);
-2 bad usage or input that stops everything (an unreadable UID file, a duplicate or unknown UID, no dataset).
+2 bad usage or input that stops everything (an unreadable UID file, a duplicate or unknown UID, no dataset, an
+output that cannot be written).
 """
 
 from __future__ import annotations
@@ -18,13 +19,18 @@ ROOT/normalized_lung_mask/<uid>.mhd+.zraw (0/1), or the same under --out. Every 
 together or not at all. A scan with a missing mask or CT, an unreadable header, a missing or truncated
 .raw/.zraw, a corrupt .zraw (checksum), or a wrong element type fails on its own, the others go on; the
 failures are listed at the end and the exit status is 1. A duplicate UID, a UID the dataset lacks, or an
-unreadable UID file stops the run before any work (exit status 2)."""
+unreadable UID file stops the run before any work (exit status 2). The record holds the raw files' identity
+(size, sha256, header fields), so a raw scan rewritten later is detected by every step that reads the
+normalised volumes; staging folders a killed run left are removed."""
 
 PREPROCESS_EPILOG = """\
 Writes OUT/<i>.bin (float32 (64, 80, 80) tiles, i over UID order x tile order, tiles with an empty mask
-skipped), OUT/manifest.json (what each file holds, keyed by UID and tile) and the info file. OUT is replaced
-as a whole; a folder that is not an earlier preprocess output is never overwritten. Failed scans are listed,
-the manifest is marked incomplete and the exit status is 1."""
+skipped), OUT/manifest.json (what each file holds, keyed by UID and tile) and the info file (default
+vnet_<name of OUT>.info beside OUT: -o prep_bin writes vnet_prep_bin.info, the port's name; two outputs under
+one parent never share one). OUT is replaced as a whole; a folder that is not an earlier preprocess output is
+never overwritten; staging folders of a killed run are removed. A scan whose raw CT or mask changed after it was
+normalised is refused (re-run normalize). Failed scans are listed, the manifest is marked incomplete and the
+exit status is 1. A path with whitespace cannot be an info file's line: refused before any work (exit 2)."""
 
 
 def _int_at_least(minimum: int):
@@ -75,7 +81,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--uids", required=True, metavar="FILE", help="series UIDs to preprocess (e.g. test_uids.txt)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder for <i>.bin and manifest.json")
     p.add_argument("--info", metavar="FILE",
-                   help="info file for the inference tools (default: vnet_prep_bin.info beside the output folder)")
+                   help="info file for the inference tools (default: vnet_<name of OUT>.info beside the output "
+                        "folder, e.g. vnet_prep_bin.info for -o prep_bin)")
     p.set_defaults(func=_preprocess)
 
 
@@ -109,8 +116,10 @@ def _report_failures(failures: list, total: int, verb: str) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from vnet_accept.cli.outputs import output_dir
     from vnet_accept.data.synth import synthesize_dataset
 
+    output_dir(args.out, "-o")
     start = time.perf_counter()
     dataset = synthesize_dataset(args.out, scans=args.scans, seed=args.seed, profile=args.profile,
                                  layout="subsets" if args.subsets else "merged")
@@ -121,6 +130,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _normalize(args: argparse.Namespace) -> int:
+    from vnet_accept.cli.outputs import output_dir
     from vnet_accept.data.discovery import discover
     from vnet_accept.data.normalize import normalize_dataset
     from vnet_accept.data.uids import read_uid_file
@@ -133,6 +143,7 @@ def _normalize(args: argparse.Namespace) -> int:
     if not scans:
         raise DataError(f"no scans in the {layout.describe()}: its folders hold no <uid>.mhd files")
     out_root = Path(args.out) if args.out else layout.root
+    output_dir(out_root, "--out" if args.out else "--luna16 (normalised into the dataset root)")
     jobs = min(args.jobs or available_cpus(), max(len(scans), 1))
     source = uids.describe() if uids else f"every scan in the {layout.describe()}"
     print(f"normalising {len(scans)} scans ({source}) with {jobs} worker process{'es' if jobs > 1 else ''} "
@@ -149,10 +160,13 @@ def _normalize(args: argparse.Namespace) -> int:
 
 
 def _preprocess(args: argparse.Namespace) -> int:
+    from vnet_accept.cli.outputs import output_dir, output_file
     from vnet_accept.data.discovery import discover
-    from vnet_accept.data.prepare import preprocess_dataset
+    from vnet_accept.data.prepare import default_info_path, preprocess_dataset
     from vnet_accept.data.uids import read_uid_file
 
+    output_dir(args.out, "-o")
+    output_file(args.info or default_info_path(args.out), "--info" if args.info else "-o (its info file)")
     layout = discover(args.luna16).require_normalized()
     uids = read_uid_file(args.uids)
     layout.select(uids)  # unknown UIDs stop here, before any work

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from vnet_accept.argtypes import positive_int
 from vnet_accept.model.bn_modes import BN_MODE_HELP, BN_MODES
 
 
@@ -13,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--weights", required=True, metavar="FILE", help="checkpoint (.pth/.pth.tar), any layout")
     e.add_argument("--bn-mode", choices=BN_MODES, default="running", metavar="MODE",
                    help="; ".join(f"{k}: {v}" for k, v in BN_MODE_HELP.items()) + " (default: running)")
-    e.add_argument("--opset", type=int, default=11, metavar="N", help="ONNX opset (default: 11, what ATC wants)")
+    e.add_argument("--opset", type=positive_int, default=11, metavar="N",
+                   help="ONNX opset, one the exporter supports (7-23 with torch 2.13) (default: 11, what ATC wants)")
     e.add_argument("--dynamic-spatial", action="store_true",
                    help="make D, H, W dynamic too (for reduced-size tests; ATC needs the fixed 64x80x80)")
     e.add_argument("-o", "--output", required=True, metavar="FILE", help="ONNX file to write")
@@ -32,10 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from vnet_accept.cli.outputs import output_file
     from vnet_accept.export.inspect import inspect_onnx
-    from vnet_accept.export.onnx_export import ExportOptions, export_onnx
+    from vnet_accept.export.onnx_export import ExportOptions, check_opset, export_onnx
     from vnet_accept.model.checkpoint import load_checkpoint
 
+    check_opset(args.opset)
+    output_file(args.output, "-o")
     ckpt = load_checkpoint(args.weights)
     options = ExportOptions(bn_mode=args.bn_mode, opset=args.opset,
                             spatial=None if args.dynamic_spatial else ExportOptions().spatial)

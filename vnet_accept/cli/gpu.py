@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vnet_accept.argtypes import batch_size_list, non_negative_float
+from vnet_accept.argtypes import batch_size_list, non_negative_float, non_negative_int, positive_int, vnet_width
 from vnet_accept.model.bn_modes import BN_MODES
 
 _DTYPES = ("fp32", "tf32", "fp16", "bf16")
@@ -57,7 +57,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="cuda", metavar="DEV",
                    help="cuda, cuda:N, or cpu for a smoke run (default: cuda)")
     p.add_argument("--weights", metavar="PATH", help="checkpoint (default: seeded stand-in weights)")
-    p.add_argument("--width", type=int, default=16, metavar="N",
+    p.add_argument("--width", type=vnet_width, default=16, metavar="N",
                    help="base width of the stand-in network (default: 16, the real VNet)")
     p.add_argument("--spatial", type=_spatial, default=(64, 80, 80), metavar="D,H,W",
                    help="input size (default: 64,80,80; ratios to the T4 need it)")
@@ -68,8 +68,8 @@ def register(subparsers: Any) -> None:
                    help="variants, comma-separated (default: eager,tuned)")
     p.add_argument("--batch-sizes", type=batch_size_list, default=(1, 4, 8, 16, 32), metavar="BS,BS,...",
                    help="batch sizes (default: 1,4,8,16,32)")
-    p.add_argument("--warmup", type=int, default=5, metavar="N", help="untimed calls per row (default: 5)")
-    p.add_argument("--min-iters", type=int, default=20, metavar="N", help="timed calls at least (default: 20)")
+    p.add_argument("--warmup", type=non_negative_int, default=5, metavar="N", help="untimed calls per row (default: 5)")
+    p.add_argument("--min-iters", type=positive_int, default=20, metavar="N", help="timed calls at least (default: 20)")
     p.add_argument("--min-time", type=non_negative_float, default=1.0, metavar="S",
                    help="timed seconds at least per row (default: 1.0)")
     p.add_argument("--no-numerics", action="store_true", help="skip the comparison with fp32 eager PyTorch")
@@ -114,6 +114,11 @@ def _sweep(args: argparse.Namespace) -> int:
     from vnet_accept.gpu.trtexec import find_trtexec, run_trtexec
     from vnet_accept.runners.torch_cuda import cuda_unavailable_reason
 
+    if args.out:
+        from vnet_accept.cli.outputs import output_dir
+
+        output_dir(args.out, "--out")
+    _check_weights(args.weights)
     if args.device.startswith("cuda") and (reason := cuda_unavailable_reason()):
         raise UsageError(f"{reason} (or pass --device cpu for a smoke run)")
     try:
@@ -151,15 +156,29 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from vnet_accept.cli.outputs import output_dir
     from vnet_accept.gpu.check import CheckConfig, run_gpu_check
 
-    out = Path(args.out)
+    out = output_dir(args.out, "--out")
+    _check_weights(args.weights)
     config = CheckConfig.smoke_config(out, args.device) if args.smoke else CheckConfig(out=out, device=args.device)
     config.weights, config.bn_mode = args.weights, args.bn_mode
     config.run_tests, config.trtexec, config.compile = not args.no_tests, args.trtexec, args.compile
     if args.quick and not args.smoke:
         config.batch_sizes = (1, 16)
     return run_gpu_check(config, log=lambda line: print(line, flush=True))
+
+
+def _check_weights(weights: str | None) -> None:
+    """A bad --weights is named before any GPU work (or the no-GPU message) hides it."""
+    if weights:
+        from vnet_accept.errors import UsageError
+        from vnet_accept.model.checkpoint import load_checkpoint
+
+        try:
+            load_checkpoint(weights)
+        except UsageError as exc:
+            raise UsageError(f"--weights: {exc}") from None
 
 
 def _backend(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from vnet_accept.argtypes import non_negative_float, positive_int
+from vnet_accept.argtypes import non_negative_float, non_negative_int, positive_int
 
 LAYOUT_CHOICES = ("ais_bench", "benchmark", "npy")
 BN_MODE_CHOICES = ("batch", "instance", "running")
@@ -22,8 +22,11 @@ Layouts: ais_bench = OUT/<stem>_0.bin (as ais_bench writes); benchmark = OUT/dum
 (as the legacy benchmark tool writes); npy = OUT/<stem>_0.npy. Each file is one tile's (64, 80, 80, 2) float32
 log-probabilities, named after the tile's input <stem>.bin. Batches are cut in manifest order; the last one may
 be shorter (nothing is padded into the outputs). --shard K/N runs the K-th of N contiguous shares of whole
-batches, so N processes or hosts can fill one folder; a re-run skips batches whose outputs are all there whole.
-OUT/vnet_accept_infer[_shardKofN].json records the run (backend, BN mode, batch size, tiles/s, GFLOP/s)."""
+batches, so N processes or hosts can fill one folder. OUT/vnet_accept_infer[_shardKofN].json records the run
+(backend, BN mode, batch size, tiles/s, GFLOP/s) and ties every output to what made it (model sha256, backend,
+BN mode, batch size, the tile's input sha256, the output's sha256). A re-run resumes only outputs its records
+vouch for; a folder holding outputs of another model, backend, BN mode, batch size or tiles, or outputs no
+record accounts for, is refused (exit status 2), never adopted."""
 
 POSTPROCESS_EPILOG = """\
 The layout is detected (and stated) unless --layout is given: ais_bench (<stem>_0.bin), the legacy benchmark
@@ -51,7 +54,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=positive_int, default=1, metavar="N", help="tiles per call (default: 1)")
     p.add_argument("--layout", choices=LAYOUT_CHOICES, default="ais_bench",
                    help="how outputs are named and stored (default: ais_bench)")
-    p.add_argument("--device-id", type=int, default=0, metavar="ID",
+    p.add_argument("--device-id", type=non_negative_int, default=0, metavar="ID",
                    help="device id in the benchmark layout's dumpOutput_device<ID> (default: 0)")
     p.add_argument("--shard", default="1/1", metavar="K/N", help="run the K-th of N shares (default: 1/1)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads of the backend (default: its own)")
@@ -78,11 +81,17 @@ def register(subparsers: Any) -> None:
 
 
 def _infer(args: argparse.Namespace) -> int:
+    from vnet_accept.cli.outputs import output_dir
     from vnet_accept.data.prepare import load_manifest
     from vnet_accept.results.inference import Shard, run_inference
     from vnet_accept.runners.registry import create_runner, get_backend
 
     shard = Shard.parse(args.shard)
+    output_dir(args.output, "-o")
+    if args.onnx:
+        from vnet_accept.export.inspect import load_onnx_checked
+
+        load_onnx_checked(args.onnx)  # a missing, empty or truncated ONNX: one line, before any work
     manifest = load_manifest(args.prep)
     backend, model = args.backend, None
     if backend == "auto":

@@ -12,7 +12,9 @@ MetaImage stores them - the names say which order a value is in.
 
 Writing goes through :class:`StagedOutputs`: files are written to a hidden temporary folder next to their
 destination and renamed into place only when everything for one scan has been written, so an interrupted or
-failed run leaves no truncated file (and no half of a CT/mask pair) under a final name.
+failed run leaves no truncated file (and no half of a CT/mask pair) under a final name. The folder's name holds
+the host and process id, so the next run into the same place removes what a killed run left
+(:func:`remove_stale_staged`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,7 +31,10 @@ from typing import Any
 import numpy as np
 
 from vnet_accept.errors import DataError
-from vnet_accept.io_utils import atomic_write_json
+from vnet_accept.io_utils import atomic_write_json, remove_stale_staging, staging_dir
+
+#: Prefix of :class:`StagedOutputs`' hidden folders (``.staging-<host>-<pid>-<random>.tmp``).
+STAGING_PREFIX = ".staging-"
 
 #: MetaImage element types and the numpy dtypes they map to.
 MET_DTYPES = {
@@ -85,14 +89,27 @@ class MetaImage:
     keep_alive: object = field(default=None, repr=False, compare=False)  # the SimpleITK image behind a view
 
 
+#: Plausible voxel spacing (mm): LUNA16 scans are 0.46-2.5 mm; anything outside this is a damaged header (and a
+#: spacing of kilometres would make normalisation try to allocate terabytes).
+SPACING_RANGE_MM = (1e-3, 50.0)
+#: Largest DimSize per axis accepted (LUNA16: 512 x 512 x <= 764).
+MAX_DIM = 65_536
+_BOOLEAN = {"true": True, "false": False}
+
+
 def parse_header(path: str | os.PathLike[str], allowed_types: Iterable[str] | None = None) -> MetaHeader:
     """Read and validate a ``.mhd`` header: 3-D, single channel, known element type (one of ``allowed_types``
-    if given), spacing present and positive, data file present with the size the header implies."""
+    if given), every field the gate uses well-formed (each problem names its field), the data file a plain name
+    in the header's own folder, present and of the size the header implies."""
     path = Path(path)
     try:
         raw = path.read_bytes()
+    except IsADirectoryError:
+        raise DataError(f"MetaImage header {path} is a folder; a <uid>.mhd file is expected") from None
     except OSError as exc:
         raise DataError(f"cannot read MetaImage header {path}: {exc.strerror or exc}") from None
+    if not raw.strip():
+        raise DataError(f"MetaImage header {path} is empty; the file is damaged - replace it with the original")
     if b"\0" in raw[:4096]:
         raise DataError(f"{path} is not a MetaImage text header (binary content); expected 'Key = value' lines")
     fields: dict[str, str] = {}
@@ -102,73 +119,121 @@ def parse_header(path: str | os.PathLike[str], allowed_types: Iterable[str] | No
             fields[key.strip()] = value.strip()
         if key.strip() == "ElementDataFile":
             break  # anything after it would be local binary data
-    bad = _header_problem(fields)
-    if bad:
-        raise DataError(f"unreadable MetaImage header {path}: {bad}; the file is damaged or not a LUNA16 .mhd")
+    try:
+        values = _validated(fields)
+    except _FieldError as exc:
+        raise DataError(f"unreadable MetaImage header {path}: {exc}; the file is damaged or not a LUNA16 .mhd - "
+                        "replace it with the original") from None
     element_type = fields["ElementType"]
     if allowed_types is not None and element_type not in tuple(allowed_types):
         raise DataError(f"{path}: ElementType {element_type} where {' or '.join(allowed_types)} is expected "
                         "(LUNA16 CT and masks are 16-bit integers); this is not a LUNA16 image or it was "
                         "converted - use the original file")
-    size = tuple(int(v) for v in fields["DimSize"].split())
-    spacing = tuple(float(v) for v in fields.get("ElementSpacing", fields.get("ElementSize", "")).split())
-    origin = tuple(float(v) for v in (fields.get("Offset") or fields.get("Origin") or "0 0 0").split())
-    direction = tuple(float(v) for v in (fields.get("TransformMatrix") or "1 0 0 0 1 0 0 0 1").split())
-    compressed = fields.get("CompressedData", "False").lower() == "true"
-    compressed_size = int(fields["CompressedDataSize"]) if fields.get("CompressedDataSize", "").isdigit() else None
-    header = MetaHeader(path=path, size_xyz=size, spacing_xyz=spacing, origin_xyz=origin,  # type: ignore[arg-type]
-                        direction=direction, element_type=element_type,
-                        data_file=path.parent / fields["ElementDataFile"], compressed=compressed,
-                        compressed_size=compressed_size,
-                        msb=fields.get("BinaryDataByteOrderMSB", fields.get("ElementByteOrderMSB", "False"))
-                        .lower() == "true", fields=fields)
-    _check_data_file(header)
+    header = MetaHeader(path=path, size_xyz=values["size"], spacing_xyz=values["spacing"],
+                        origin_xyz=values["origin"], direction=values["direction"], element_type=element_type,
+                        data_file=path.parent / fields["ElementDataFile"], compressed=values["compressed"],
+                        compressed_size=values["compressed_size"], msb=values["msb"], fields=fields)
+    _check_data_file(header, values["header_size"])
     return header
 
 
-def _header_problem(fields: dict[str, str]) -> str | None:
+class _FieldError(ValueError):
+    """One header field that is missing or malformed; the message names it."""
+
+
+def _numbers(fields: dict[str, str], key: str, count: int, kind: type, expect: str) -> tuple:
+    """``fields[key]`` as ``count`` numbers of ``kind``; ``expect`` says what is expected (for the message)."""
+    text = fields.get(key)
+    try:
+        values = tuple(kind(v) for v in str(text).split())
+    except ValueError:
+        raise _FieldError(f"{key} = {text!r}: a value is not a number ({expect} expected)") from None
+    if len(values) != count:
+        raise _FieldError(f"{key} = {text!r}: {len(values)} value{'s' if len(values) != 1 else ''} where {expect} "
+                          "are expected" if count > 1 else f"{key} = {text!r}: {expect} expected")
+    if kind is float and not all(np.isfinite(values)):
+        raise _FieldError(f"{key} = {text!r}: values must be finite ({expect} expected)")
+    return values
+
+
+def _boolean(fields: dict[str, str], key: str, default: bool) -> bool:
+    if key not in fields:
+        return default
+    value = _BOOLEAN.get(fields[key].lower())
+    if value is None:
+        raise _FieldError(f"{key} = {fields[key]!r}, True or False expected")
+    return value
+
+
+def _validated(fields: dict[str, str]) -> dict[str, Any]:
+    """Every field the reader uses, checked and converted; :class:`_FieldError` names the first bad one."""
     for key in ("NDims", "DimSize", "ElementType", "ElementDataFile"):
         if key not in fields:
-            return f"no {key} line"
+            raise _FieldError(f"no {key} line")
     if fields["NDims"] != "3":
-        return f"NDims = {fields['NDims']}, a 3-D image is expected"
+        raise _FieldError(f"NDims = {fields['NDims']}, a 3-D image is expected")
     if fields.get("ElementNumberOfChannels", "1") != "1":
-        return f"ElementNumberOfChannels = {fields['ElementNumberOfChannels']}, one channel is expected"
+        raise _FieldError(f"ElementNumberOfChannels = {fields['ElementNumberOfChannels']}, one channel is expected")
     if fields["ElementType"] not in MET_DTYPES:
-        return f"unknown ElementType {fields['ElementType']!r}"
-    if fields["ElementDataFile"] in ("LOCAL", "LIST") or fields["ElementDataFile"].startswith("LIST"):
-        return f"ElementDataFile = {fields['ElementDataFile']} (only a separate .raw/.zraw file is supported)"
-    try:
-        size = [int(v) for v in fields["DimSize"].split()]
-        spacing_text = fields.get("ElementSpacing", fields.get("ElementSize"))
-        if spacing_text is None:
-            return "no ElementSpacing line (normalisation needs the voxel spacing)"
-        spacing = [float(v) for v in spacing_text.split()]
-        for key in ("Offset", "Origin", "TransformMatrix"):
-            if fields.get(key):
-                [float(v) for v in fields[key].split()]
-    except ValueError:
-        return "a DimSize/ElementSpacing/Offset/TransformMatrix value is not a number"
-    if len(size) != 3 or min(size) < 1:
-        return f"DimSize = {fields['DimSize']}, three positive sizes are expected"
-    if len(spacing) != 3 or not all(s > 0 and np.isfinite(s) for s in spacing):
-        return f"ElementSpacing = {spacing_text}, three positive spacings are expected"
-    return None
+        raise _FieldError(f"unknown ElementType {fields['ElementType']!r} (expected one of "
+                          f"{', '.join(MET_DTYPES)})")
+    name = fields["ElementDataFile"]
+    if name in ("LOCAL", "LIST") or name.startswith("LIST"):
+        raise _FieldError(f"ElementDataFile = {name} (only a separate .raw/.zraw file is supported)")
+    if not name or name in (".", "..") or "/" in name or "\\" in name or Path(name).is_absolute():
+        raise _FieldError(f"ElementDataFile = {name!r}: the data file must be a plain file name in the header's own "
+                          "folder (no path); copy the .raw/.zraw next to the header and name it there")
+    size = _numbers(fields, "DimSize", 3, int, "three positive sizes")
+    if not all(1 <= v <= MAX_DIM for v in size):
+        raise _FieldError(f"DimSize = {fields['DimSize']}: three positive sizes (at most {MAX_DIM:,}) are expected")
+    spacing_key = "ElementSpacing" if "ElementSpacing" in fields else "ElementSize"
+    if spacing_key not in fields:
+        raise _FieldError("no ElementSpacing line (normalisation needs the voxel spacing)")
+    spacing = _numbers(fields, spacing_key, 3, float, "three positive spacings")
+    low, high = SPACING_RANGE_MM
+    if not all(low <= v <= high for v in spacing):
+        raise _FieldError(f"{spacing_key} = {fields[spacing_key]}: three positive spacings between {low:g} and "
+                          f"{high:g} mm are expected (LUNA16 scans are 0.46-2.5 mm)")
+    origin_key = "Offset" if fields.get("Offset") else "Origin" if fields.get("Origin") else None
+    origin = _numbers(fields, origin_key, 3, float, "three coordinates (mm)") if origin_key else (0.0, 0.0, 0.0)
+    direction_key = "TransformMatrix" if fields.get("TransformMatrix") else (
+        "Orientation" if fields.get("Orientation") else None)
+    direction = (_numbers(fields, direction_key, 9, float, "nine matrix entries") if direction_key
+                 else (1., 0., 0., 0., 1., 0., 0., 0., 1.))
+    compressed = _boolean(fields, "CompressedData", False)
+    compressed_size = None
+    if "CompressedDataSize" in fields:
+        compressed_size = _numbers(fields, "CompressedDataSize", 1, int, "a size in bytes")[0]
+        if compressed_size < 0:
+            raise _FieldError(f"CompressedDataSize = {fields['CompressedDataSize']}, a size in bytes is expected")
+    header_size = 0
+    if fields.get("HeaderSize"):
+        header_size = _numbers(fields, "HeaderSize", 1, int, "-1 or a size in bytes")[0]
+        if header_size < -1:
+            raise _FieldError(f"HeaderSize = {fields['HeaderSize']}, -1 or a size in bytes is expected")
+    msb_key = "BinaryDataByteOrderMSB" if "BinaryDataByteOrderMSB" in fields else "ElementByteOrderMSB"
+    msb = _boolean(fields, msb_key, False)
+    _boolean(fields, "BinaryData", True)
+    return {"size": size, "spacing": spacing, "origin": origin, "direction": direction, "compressed": compressed,
+            "compressed_size": compressed_size, "header_size": header_size, "msb": msb}
 
 
-def _check_data_file(header: MetaHeader) -> None:
+def _check_data_file(header: MetaHeader, header_size: int = 0) -> None:
     data = header.data_file
     if not data.is_file():
-        raise DataError(f"{header.path}: its data file {data} is missing (ElementDataFile = "
+        what = "is a folder" if data.is_dir() else "is missing"
+        raise DataError(f"{header.path}: its data file {data} {what} (ElementDataFile = "
                         f"{header.fields['ElementDataFile']}); copy the {data.suffix} file next to the header")
     actual = data.stat().st_size
     if header.compressed:
+        if actual == 0:
+            raise DataError(f"{data}: empty (0 bytes) where the header {header.path.name} says CompressedData = True; "
+                            "the file is truncated - replace it with the original")
         if header.compressed_size is not None and actual != header.compressed_size:
             raise DataError(f"{data}: {actual:,} bytes where the header {header.path.name} says CompressedDataSize "
                             f"= {header.compressed_size:,}; the file is truncated or from another image - "
                             "replace it with the original")
         return
-    header_size = int(header.fields.get("HeaderSize", "0") or 0)
     expected = header.nbytes + max(header_size, 0)
     if (header_size == -1 and actual < header.nbytes) or (header_size != -1 and actual != expected):
         raise DataError(f"{data}: {actual:,} bytes where the header {header.path.name} (DimSize "
@@ -253,8 +318,7 @@ class StagedOutputs:
 
     def _tmp_for(self, final_dir: Path) -> Path:
         if final_dir not in self._tmp_dirs:
-            final_dir.mkdir(parents=True, exist_ok=True)
-            self._tmp_dirs[final_dir] = Path(tempfile.mkdtemp(prefix=".staging-", suffix=".tmp", dir=final_dir))
+            self._tmp_dirs[final_dir] = staging_dir(final_dir, STAGING_PREFIX)
         return self._tmp_dirs[final_dir]
 
     def metaimage(self, array: np.ndarray, path: str | os.PathLike[str], spacing_xyz: Iterable[float],
@@ -292,6 +356,12 @@ class StagedOutputs:
             shutil.rmtree(tmp, ignore_errors=True)
         self._tmp_dirs.clear()
         self._moves.clear()
+
+
+def remove_stale_staged(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the staging folders a killed run of :class:`StagedOutputs` left in ``folder`` (see
+    :func:`vnet_accept.io_utils.remove_stale_staging`); call it before writing into ``folder`` again."""
+    return remove_stale_staging(folder, STAGING_PREFIX)
 
 
 def remove_metaimage(path: str | os.PathLike[str]) -> None:

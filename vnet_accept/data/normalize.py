@@ -22,7 +22,10 @@ For one scan, ``volume`` ``(Z, Y, X)`` int16 with spacing ``(z, y, x)`` mm:
 Per scan, :func:`normalize_scan` also writes ``normalized_lung_ct/<uid>.json`` (:func:`load_record`): original
 shape/spacing/origin, zoom factors, resampled shape and effective spacing, crop/pad mode and offset per axis,
 pad values, foreground count and the origin corrected for the crop/pad - so any voxel can be traced back
-(:meth:`Geometry.original_index`). All three outputs of a scan appear together or not at all.
+(:meth:`Geometry.original_index`) - and the identity of the raw CT and mask read (header fields, data file size
+and sha256; :mod:`vnet_accept.data.provenance`), so a raw scan rewritten after normalisation is detected before
+its stale normalised volumes are used. All three outputs of a scan appear together or not at all; the staging
+folders of a killed run are removed by the next run into the same place.
 
 :func:`normalize_dataset` runs the scans in parallel processes (:mod:`vnet_accept.data.parallel`) and returns
 every result and every failure; a failed scan's stale outputs from an earlier run are removed.
@@ -42,19 +45,34 @@ from typing import Any
 import numpy as np
 
 from vnet_accept.data.discovery import NORMALIZED_CT_DIR, NORMALIZED_MASK_DIR, Layout, ScanFiles
-from vnet_accept.data.mhd import CT_TYPES, MASK_TYPES, StagedOutputs, read_metaimage, remove_metaimage
+from vnet_accept.data.mhd import (
+    CT_TYPES,
+    MASK_TYPES,
+    StagedOutputs,
+    parse_header,
+    read_metaimage,
+    remove_metaimage,
+    remove_stale_staged,
+)
 from vnet_accept.data.parallel import ScanResults, run_per_scan
+from vnet_accept.data.provenance import source_identity
 from vnet_accept.data.tiles import VOLUME_SHAPE
 from vnet_accept.errors import DataError
+from vnet_accept.io_utils import ensure_dir
 
 #: Target voxel size (mm, isotropic) and interpolation of the reference procedure.
 NEW_SPACING_MM = 2.5
 ZOOM_ORDER = 3
 ZOOM_MODE = "nearest"
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: the raw scan's identity (source_identity)
+#: Bump when normalisation computes other volumes (not when only the record's format changes): what the self-test's
+#: shipped weights were trained on depends on it.
+VOLUMES_VERSION = 1
 #: CT and mask of one scan must share their grid; spacings agree to this relative tolerance (headers round).
 SPACING_RTOL = 1e-4
 AXES = ("z", "y", "x")
+#: A resampled axis longer than this (voxels of 2.5 mm, i.e. > 5 m) means a damaged header.
+MAX_RESAMPLED = 2048
 
 
 @dataclass(frozen=True)
@@ -109,6 +127,11 @@ class Geometry:
              target_shape: Sequence[int] = VOLUME_SHAPE, new_spacing: float = NEW_SPACING_MM) -> Geometry:
         shape = np.asarray(shape_zyx, dtype=np.int64)
         resampled = np.round(shape * np.asarray(spacing_zyx, dtype=np.float64) / new_spacing).astype(np.int64)
+        if resampled.max() > MAX_RESAMPLED:
+            raise DataError(f"a scan of shape {tuple(shape_zyx)} (z, y, x; DimSize) at spacing {tuple(spacing_zyx)} mm "
+                            f"(ElementSpacing) resamples to {tuple(resampled.tolist())} voxels of {new_spacing} mm, "
+                            f"more than {MAX_RESAMPLED} along an axis: the header's ElementSpacing or DimSize is "
+                            "wrong (a LUNA16 scan spans at most ~500 mm)")
         if resampled.min() < 1:
             raise DataError(f"a scan of shape {tuple(shape_zyx)} (z, y, x) at spacing {tuple(spacing_zyx)} mm "
                             f"resamples to {tuple(resampled.tolist())} voxels of {new_spacing} mm; it is too small")
@@ -195,8 +218,12 @@ def normalize_scan(scan: ScanFiles, out_root: str | os.PathLike[str], layout: La
         raise DataError(problem or f"scan {scan.uid}: CT {scan.ct} / mask {scan.mask} - one of them is missing")
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    # Headers first: a damaged field (an absurd ElementSpacing …) is named before any voxel is read or resampled.
+    first = parse_header(scan.ct, CT_TYPES)
+    Geometry.plan(first.shape_zyx, first.spacing_zyx)
     ct_image = read_metaimage(scan.ct, CT_TYPES)
     mask_image = read_metaimage(scan.mask, MASK_TYPES)
+    identity = {"ct": source_identity(ct_image.header), "mask": source_identity(mask_image.header)}
     timings["read"] = time.perf_counter() - start
     ct_header, mask_header = ct_image.header, mask_image.header
     if ct_header.size_xyz != mask_header.size_xyz or not np.allclose(
@@ -217,6 +244,7 @@ def normalize_scan(scan: ScanFiles, out_root: str | os.PathLike[str], layout: La
 
     paths = output_paths(out_root, scan.uid)
     record = _record(scan, geometry, ct_header.origin_xyz, ct_header.direction, ct, ct_pad, mask, mask_pad, paths)
+    record["source_identity"] = identity
     record = json.loads(json.dumps(record))  # return exactly what load_record will read (lists, not tuples)
     start = time.perf_counter()
     spacing = (NEW_SPACING_MM,) * 3
@@ -239,7 +267,7 @@ def _record(scan: ScanFiles, geometry: Geometry, origin_xyz: Sequence[float], di
         "uid": scan.uid,
         "procedure": "SPEC 4.2: cubic B-spline zoom (order 3, mode nearest, int16 out) to 2.5 mm, centred "
                      "crop/pad to (128, 160, 160) with the resampled minimum, masks thresholded at 1",
-        "source": {"ct": str(scan.ct), "mask": str(scan.mask)},
+        "source": {"ct": str(Path(scan.ct).absolute()), "mask": str(Path(scan.mask).absolute())},
         "original": {"shape_zyx": geometry.original_shape, "spacing_zyx": geometry.original_spacing,
                      "origin_xyz": tuple(origin_xyz), "direction": tuple(direction)},
         "new_spacing_mm": NEW_SPACING_MM,
@@ -293,7 +321,8 @@ def normalize_dataset(scans: Sequence[ScanFiles], out_root: str | os.PathLike[st
     ``job`` replaces the per-scan function (a picklable callable taking a :class:`ScanFiles`), for tests.
     """
     out_root = Path(out_root)
-    (out_root / NORMALIZED_CT_DIR).mkdir(parents=True, exist_ok=True)
-    (out_root / NORMALIZED_MASK_DIR).mkdir(parents=True, exist_ok=True)
+    for folder in (out_root / NORMALIZED_CT_DIR, out_root / NORMALIZED_MASK_DIR):
+        ensure_dir(folder)
+        remove_stale_staged(folder)  # what a killed run left behind
     work = job or functools.partial(_normalize_job, out_root=str(out_root), layout=layout)
     return run_per_scan(list(scans), work, lambda s: s.uid, jobs, progress)

@@ -18,8 +18,10 @@ Alongside, in the output folder:
 
   It also holds the UID count used and its source, every skipped tile with its reason, every failed scan,
   the input scaling constants and the normalised files each scan came from (with checksums).
-* the info file of the port's ``gen_dataset_info.py`` (default ``vnet_prep_bin.info`` beside the output
-  folder): ``<index> <path> 80 80`` per file, index = ``i`` of the file it names (the port used glob order).
+* the info file of the port's ``gen_dataset_info.py`` (default ``vnet_<output folder name>.info`` beside the
+  output folder, so ``-o prep_bin`` gives the port's ``vnet_prep_bin.info``): ``<index> <path> 80 80`` per
+  file, index = ``i`` of the file it names (the port used glob order). A path with whitespace cannot be an
+  info file's line: refused before any work.
 
 The output folder is built as a hidden sibling and swapped in at the end, so a previous output is replaced as a
 whole and an interrupted run leaves the old one untouched (never a mix of two runs' tiles, which the inference
@@ -36,7 +38,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ from vnet_accept import __version__
 from vnet_accept.data.discovery import Layout, ScanFiles, discover
 from vnet_accept.data.mhd import CT_TYPES, MASK_TYPES, parse_header, read_metaimage
 from vnet_accept.data.parallel import ScanFailure, describe_exception
+from vnet_accept.data.provenance import check_normalized_source
 from vnet_accept.data.tiles import (
     HU_CLIP,
     INPUT_SCALE,
@@ -61,11 +63,23 @@ from vnet_accept.data.tiles import (
 )
 from vnet_accept.data.uids import UidList
 from vnet_accept.errors import DataError
-from vnet_accept.io_utils import atomic_write_json, atomic_write_text, sha256_bytes, sha256_file
+from vnet_accept.io_utils import (
+    atomic_write_json,
+    atomic_write_text,
+    ensure_dir,
+    relax_mode,
+    remove_stale_staging,
+    sha256_bytes,
+    sha256_file,
+    staging_dir,
+)
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_VERSION = 1
-DEFAULT_INFO_NAME = "vnet_prep_bin.info"
+#: The default info file is ``vnet_<output folder name>.info`` beside the output folder (``-o prep_bin`` gives the
+#: port's ``vnet_prep_bin.info``), so two outputs under one parent never share (and overwrite) one info file.
+DEFAULT_INFO_PATTERN = "vnet_{name}.info"
+DEFAULT_INFO_NAME = DEFAULT_INFO_PATTERN.format(name="prep_bin")
 #: The info file's width and height columns (the port's ``gen_dataset_info.py … 80 80``).
 INFO_WIDTH, INFO_HEIGHT = TILE_SHAPE[2], TILE_SHAPE[1]
 INPUT_DTYPE = np.dtype("<f4")
@@ -216,6 +230,7 @@ def _normalized_files(root: str | os.PathLike[str], uid: str) -> ScanFiles:
     scan = ScanFiles(uid, layout.cts.get(uid), layout.masks.get(uid))
     if scan.ct is None and scan.mask is None:
         raise DataError(f"scan {uid} is not in the {layout.describe()}")
+    check_normalized_source(layout.root, uid)  # stale volumes of a since-rewritten raw scan are never used
     return scan
 
 
@@ -307,22 +322,36 @@ class InfoLine:
     height: int
 
 
-def format_info(lines: list[InfoLine]) -> str:
-    """The info file's text. A path with whitespace cannot be written: the port's parser and the legacy benchmark
-    tool split lines on whitespace, so such a line would be read as another file (a clear error instead)."""
-    spaced = [x.path for x in lines if any(c.isspace() for c in str(x.path))]
-    if spaced:
-        raise DataError(f"input path {spaced[0]!r} contains whitespace, which an info file cannot hold (the tools "
-                        "split its lines on spaces); move the tiles to a path without spaces")
+def check_info_path_text(path: str, info_path: str | os.PathLike[str] | None = None) -> None:
+    """:class:`DataError` if ``path`` cannot be a line of an info file (it holds whitespace): the port's parser and
+    the legacy benchmark tool split lines on whitespace, so such a line would be read as another file."""
+    if any(c.isspace() for c in str(path)):
+        target = f"the info file {info_path}" if info_path is not None else "an info file"
+        raise DataError(f"input path {str(path)!r} contains whitespace, which {target} cannot hold (the inference "
+                        "tools split its lines on spaces); move the tiles to a path without spaces (or run from a "
+                        "folder whose relative path to them has none)")
+
+
+def format_info(lines: list[InfoLine], info_path: str | os.PathLike[str] | None = None) -> str:
+    """The info file's text. A path with whitespace cannot be written (:func:`check_info_path_text`)."""
+    for line in lines:
+        check_info_path_text(line.path, info_path)
     return "".join(f"{x.index} {x.path} {x.width} {x.height}\n" for x in lines)
 
 
 def write_info_file(paths: list[Any], info_path: str | os.PathLike[str], width: int = TILE_SHAPE[2],
                     height: int = TILE_SHAPE[1]) -> Path:
     """``<index> <path> <width> <height>`` per line, in the order given (gen_dataset_info.py's format, SPEC §4.3),
-    written atomically."""
+    written atomically. Every info file this package writes goes through :func:`format_info`."""
     info_path = Path(info_path)
-    return atomic_write_text(info_path, format_info([InfoLine(i, str(p), width, height) for i, p in enumerate(paths)]))
+    lines = [InfoLine(i, str(p), width, height) for i, p in enumerate(paths)]
+    return atomic_write_text(info_path, format_info(lines, info_path))
+
+
+def default_info_path(out_dir: str | os.PathLike[str]) -> Path:
+    """``vnet_<name>.info`` beside the output folder ``out_dir`` (see :data:`DEFAULT_INFO_PATTERN`)."""
+    out_dir = Path(out_dir)
+    return out_dir.parent / DEFAULT_INFO_PATTERN.format(name=Path(os.path.abspath(out_dir)).name)
 
 
 def parse_info(text: str, source: str = "<info>") -> list[InfoLine]:
@@ -344,19 +373,24 @@ def preprocess_dataset(layout: Layout, uids: UidList, out_dir: str | os.PathLike
                        progress: Callable[[str, bool], None] | None = None) -> Manifest:
     """Write the tiles of the scans ``uids`` of a normalised ``layout`` into ``out_dir`` (replaced as a whole).
 
-    ``info_path`` defaults to ``vnet_prep_bin.info`` beside ``out_dir``; its lines name files as
-    ``<info_dir_text>/<i>.bin`` (default: ``out_dir`` as given). Returns the manifest, complete or not; the
-    caller reports ``manifest.failures``.
+    ``info_path`` defaults to ``vnet_<name of out_dir>.info`` beside ``out_dir`` (:func:`default_info_path`);
+    its lines name files as ``<info_dir_text>/<i>.bin`` (default: ``out_dir`` as given). Returns the manifest,
+    complete or not; the caller reports ``manifest.failures``. Staging folders a killed run left beside
+    ``out_dir`` are removed first; the output folder gets the mode ``mkdir`` would give it (the umask applies).
     """
     if layout.kind != "normalized":
         raise ValueError("preprocess_dataset needs the normalised layout")
     out_dir = Path(out_dir)
     _check_replaceable(out_dir)
-    info_path = Path(info_path) if info_path is not None else out_dir.parent / DEFAULT_INFO_NAME
+    info_path = Path(info_path) if info_path is not None else default_info_path(out_dir)
+    if info_path.is_dir():
+        raise DataError(f"info file {info_path} is a folder; pass --info with a file name")
     info_dir_text = info_dir_text if info_dir_text is not None else str(out_dir)
+    check_info_path_text(f"{info_dir_text.rstrip('/')}/0.bin", info_path)  # before any work, not after it
     scans = layout.select(uids)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    ensure_dir(out_dir.parent)
+    remove_stale_outputs(out_dir)
+    staging = staging_dir(out_dir.parent, f".{out_dir.name}{STAGING_INFIX}")
     try:
         entries: list[ManifestEntry] = []
         skipped: list[SkippedTile] = []
@@ -382,7 +416,7 @@ def preprocess_dataset(layout: Layout, uids: UidList, out_dir: str | os.PathLike
         shutil.rmtree(staging, ignore_errors=True)
         raise
     lines = [InfoLine(e.index, f"{info_dir_text.rstrip('/')}/{e.file}", INFO_WIDTH, INFO_HEIGHT) for e in entries]
-    atomic_write_text(info_path, format_info(lines))
+    atomic_write_text(info_path, format_info(lines, info_path))
     return load_manifest(out_dir, allow_incomplete=True)
 
 
@@ -391,6 +425,7 @@ def _prepare_scan(scan: ScanFiles, layout: Layout, out_dir: Path,
     problem = scan.problem(layout)
     if problem:
         raise DataError(problem)
+    check_normalized_source(layout.root, scan.uid)  # never cut tiles from volumes of a since-rewritten raw scan
     ct = _read_volume(scan.ct, CT_TYPES, "CT")
     mask = _read_mask(scan.mask)
     entries, empty = write_scan_tiles(scan.uid, ct, mask, out_dir, first_index)
@@ -458,11 +493,29 @@ def _check_replaceable(out_dir: Path) -> None:
                         "`vnet-accept preprocess` output); it is left alone - choose an empty or new folder")
 
 
+#: The staging folder of ``-o NAME`` is ``.NAME.staging-<host>-<pid>-<random>.tmp`` beside it; the previous
+#: output is moved aside to ``.NAME.old-<host>-<pid>-<random>.tmp`` during the swap.
+STAGING_INFIX = ".staging-"
+ASIDE_INFIX = ".old-"
+
+
+def remove_stale_outputs(out_dir: Path) -> list[Path]:
+    """Remove what killed runs into ``out_dir`` left beside it: staging folders of dead processes, and a previous
+    output moved aside by a swap that finished (``out_dir`` exists). Returns what was removed."""
+    parent, name = out_dir.parent, out_dir.name
+    removed = remove_stale_staging(parent, f".{name}{STAGING_INFIX}")
+    removed += remove_stale_staging(parent, f".{name}.")  # unnamed ones of older versions (an hour old)
+    if out_dir.is_dir():
+        removed += remove_stale_staging(parent, f".{name}{ASIDE_INFIX}")
+    return removed
+
+
 def _swap_in(staging: Path, out_dir: Path) -> None:
     old = None
     if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        old = staging_dir(out_dir.parent, f".{out_dir.name}{ASIDE_INFIX}")
         os.replace(out_dir, old / out_dir.name)
+    relax_mode(staging)  # mkdtemp's 0700 would hide the tiles from another user (e.g. the one running ais_bench)
     os.replace(staging, out_dir)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -103,15 +103,57 @@ def classify_bn(graph: onnx.GraphProto) -> BnReport:
     return BnReport(dict(counts), kind, semantics, dependent, why)
 
 
-def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
+def load_onnx_checked(path: str | os.PathLike[str]) -> onnx.ModelProto:
+    """Load an ONNX file without its external data, or raise :class:`UsageError` naming the file: missing, a
+    folder, empty, not a protobuf, truncated (the graph uses tensors nothing defines), or a protobuf that is not
+    an ONNX model (no IR version, no opset, no graph)."""
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"ONNX file {path} is a folder; pass the .onnx file")
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise UsageError(f"ONNX file {path} does not exist; check the path (or export one with `vnet-accept "
+                         "export`)") from None
+    except OSError as exc:
+        raise UsageError(f"ONNX file {path} cannot be read ({exc.strerror or exc}); check its permissions") from None
+    if size == 0:
+        raise UsageError(f"ONNX file {path} is empty (0 bytes); export it again or copy it again")
     try:
         proto = onnx.load(str(path), load_external_data=False)
-    except FileNotFoundError:
-        raise UsageError(f"ONNX file {path} does not exist") from None
-    except Exception as exc:  # onnx raises DecodeError and friends
-        raise UsageError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc}); "
-                         "export it again or check the copy") from None
+    except OSError as exc:
+        raise UsageError(f"ONNX file {path} cannot be read ({exc.strerror or exc}); check its permissions") from None
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+        raise UsageError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {str(exc)[:200]}); the file is "
+                         "truncated or not ONNX - export it again or copy it again") from None
+    if proto.ir_version <= 0 or not proto.opset_import or not proto.HasField("graph") or not proto.graph.node:
+        raise UsageError(f"{path} ({size:,} bytes) is not an ONNX model (no IR version, opset or graph nodes); "
+                         "export it again or copy it again")
+    undefined = _undefined_tensors(proto.graph)
+    if undefined:
+        raise UsageError(f"{path} is damaged: its graph uses {len(undefined)} tensor(s) that nothing defines (e.g. "
+                         f"{undefined[0]!r}); the file is truncated or edited - export it again or copy it again")
+    return proto
+
+
+def _undefined_tensors(graph: onnx.GraphProto) -> list[str]:
+    """Names a top-level node or graph output reads that no input, initializer or node output defines (nodes
+    with subgraphs, which may read outer names, are left out)."""
+    defined = {""} | {v.name for v in graph.input} | {i.name for i in graph.initializer}
+    defined |= {i.values.name for i in graph.sparse_initializer}
+    defined |= {name for node in graph.node for name in node.output}
+    missing: list[str] = []
+    for node in graph.node:
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+            continue
+        missing += [name for name in node.input if name not in defined and name not in missing]
+    missing += [o.name for o in graph.output if o.name not in defined and o.name not in missing]
+    return missing
+
+
+def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
+    path = Path(path)
+    proto = load_onnx_checked(path)
     graph = proto.graph
     inits = {i.name for i in graph.initializer}
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
@@ -121,6 +163,7 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
     claimed = meta.get(META_PREFIX + "bn_mode")
     if claimed and bn.semantics not in ("none", claimed):
         warnings.append(f"metadata says bn_mode={claimed} but the graph implements {bn.semantics}")
+    warnings += _metadata_contradictions(meta, opset, graph, inits)
     shared = _shared_training_bn_state(graph, inits)
     if shared:
         warnings.append(f"{len(shared)} training-form BN running-stat initializers are shared with other nodes "
@@ -130,6 +173,24 @@ def inspect_onnx(path: str | os.PathLike[str]) -> OnnxInfo:
         inputs=tuple(_tensor_info(v) for v in graph.input if v.name not in inits),
         outputs=tuple(_tensor_info(v) for v in graph.output), metadata=meta,
         op_counts=dict(Counter(n.op_type for n in graph.node)), bn=bn, warnings=tuple(warnings))
+
+
+def _metadata_contradictions(meta: dict[str, str], opset: int, graph: onnx.GraphProto, inits: set[str]) -> list[str]:
+    """What our own export metadata (``vnet_accept.*``) says that the graph contradicts: the opset, the width."""
+    problems = []
+    claimed_opset = meta.get(META_PREFIX + "opset")
+    if claimed_opset is not None and claimed_opset.strip() != str(opset):
+        problems.append(f"metadata says opset {claimed_opset} ({META_PREFIX}opset) but the graph imports opset "
+                        f"{opset}: the file was edited or converted after export; export it again")
+    claimed_width = meta.get(META_PREFIX + "width")
+    first_conv = next((n for n in graph.node if n.op_type == "Conv" and len(n.input) > 1 and n.input[1] in inits),
+                      None)
+    if claimed_width is not None and first_conv is not None:
+        weight = next(i for i in graph.initializer if i.name == first_conv.input[1])
+        if weight.dims and str(weight.dims[0]) != claimed_width.strip():
+            problems.append(f"metadata says width {claimed_width} ({META_PREFIX}width) but the first convolution has "
+                            f"{weight.dims[0]} output channels")
+    return problems
 
 
 def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:

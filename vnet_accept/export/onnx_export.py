@@ -33,6 +33,7 @@ from onnx import numpy_helper
 
 from vnet_accept import __version__
 from vnet_accept.data.tiles import TILE_SHAPE
+from vnet_accept.errors import UsageError
 from vnet_accept.io_utils import atomic_write_bytes
 from vnet_accept.model.vnet import VNet, check_bn_mode
 from vnet_accept.reference import ONNX_INPUT_NAME as INPUT_NAME
@@ -56,6 +57,21 @@ class ExportOptions:
                 "torch": torch.__version__, "onnx": onnx.__version__, "vnet_accept": __version__}
 
 
+def opset_range() -> tuple[int, int]:
+    """The opsets the TorchScript exporter of this torch accepts."""
+    from torch.onnx import _constants
+
+    return int(getattr(_constants, "ONNX_MIN_OPSET", 7)), int(getattr(_constants, "ONNX_MAX_OPSET", 20))
+
+
+def check_opset(opset: int) -> None:
+    """:class:`UsageError` naming ``--opset`` when this torch cannot export ``opset``."""
+    low, high = opset_range()
+    if not low <= opset <= high:
+        raise UsageError(f"--opset {opset}: torch {torch.__version__} exports opsets {low} to {high}; pass one of "
+                         f"them (11 is what ATC wants)")
+
+
 def state_dict_hash(model: torch.nn.Module) -> str:
     """sha256 over every parameter and buffer (names, dtypes, shapes, bytes): detects any mutation."""
     h = hashlib.sha256()
@@ -70,6 +86,7 @@ def export_onnx_bytes(model: VNet, options: ExportOptions = ExportOptions(), che
                       extra_metadata: dict[str, str] | None = None) -> bytes:
     """Export ``model`` (left untouched) and return the serialised, checked ONNX model."""
     check_bn_mode(options.bn_mode)
+    check_opset(options.opset)
     before = state_dict_hash(model)
     clone = copy.deepcopy(model).cpu().float().eval().set_bn_mode(options.bn_mode)
     spatial = options.spatial or _DYNAMIC_TRACE_SPATIAL

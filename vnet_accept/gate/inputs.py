@@ -72,13 +72,21 @@ def check_inputs(values: Mapping[str, Any], source: Any = None) -> dict[str, Any
     cache = values.get("vnet_cache_dir")
     if cache:
         path = Path(cache).expanduser()
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{source('vnet_cache_dir')}: {path} is a file; pass a folder (created if missing)")
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise UsageError(f"{source('vnet_cache_dir')}: cannot create {path} ({exc.strerror or exc}); pass a "
                              "folder you can write to") from None
         if not os.access(path, os.W_OK | os.X_OK):
             raise UsageError(f"{source('vnet_cache_dir')}: {path} is not writable; pass a folder you can write to")
+        from vnet_accept.cache import CacheDirError, prepare_cache_root
+
+        try:
+            prepare_cache_root(path)
+        except CacheDirError as exc:
+            raise UsageError(f"{source('vnet_cache_dir')}: {exc}") from None
     from vnet_accept.plugin.ascend_fixtures import npu_settings_from
 
     try:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from vnet_accept.data.prepare import read_binary_mask
+from vnet_accept.data.provenance import check_normalized_source
 from vnet_accept.data.tiles import VOLUME_SHAPE, Tile
 from vnet_accept.errors import DataError
 
@@ -152,7 +153,9 @@ class MaskSource:
                 raise DataError(f"mask of {uid} has shape {array.shape}, expected {VOLUME_SHAPE} (z, y, x)")
             array = array.astype(bool, copy=False).view()  # a view: the caller's array stays writeable
         else:
-            array = read_binary_mask(self.path(uid), self.verify_checksum)
+            path = self.path(uid)
+            check_normalized_source(self.root, uid)  # a mask of a since-rewritten raw scan is stale
+            array = read_binary_mask(path, self.verify_checksum)
         decoded = _Decoded.of(array)
         with self._lock:
             self.reads[uid] += 1

@@ -63,10 +63,17 @@ class LoadedCheckpoint:
 def load_checkpoint(path: str | os.PathLike[str]) -> LoadedCheckpoint:
     """Read ``path`` and normalise it; raise :class:`CheckpointError` with a precise reason otherwise."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder; pass the checkpoint file (e.g. "
+                              "vnet_model_best.pth.tar)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass the trained vnet_model_best.pth.tar "
                               "(or write a seeded stand-in with `vnet-accept checkpoint random -o FILE`)")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({exc.strerror or exc}); check its "
+                              "permissions") from None
     if not data:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes); copy it again")
     try:
@@ -121,6 +128,7 @@ def normalise_checkpoint(obj: Any, path: Path | None = None, sha256: str = "") -
             state[k] = torch.zeros((), dtype=torch.long)
         layout += "+legacy"
     _check_keys(state, reference, where)
+    _check_finite(state, where)
     state = OrderedDict((k, state[k]) for k in reference)  # upstream key order
     return LoadedCheckpoint(path=path, sha256=sha256, layout=layout, state_dict=state, width=width, elu=elu,
                             meta=meta)
@@ -166,6 +174,20 @@ def _check_keys(state: dict[str, torch.Tensor], reference: dict[str, torch.Tenso
             parts.append(f"{len(misshaped)} mis-shaped ({_listing(misshaped)})")
         raise CheckpointError(f"checkpoint {where} does not fit VNet(elu=False, nll=True): " + "; ".join(parts)
                               + "; it must be a VNet state dict with upstream names (SPEC §2)")
+
+
+def _check_finite(state: dict[str, torch.Tensor], where: object) -> None:
+    """Refuse NaN/Inf weights, naming the tensors: such a checkpoint exports and "runs", producing garbage."""
+    bad = []
+    for key, tensor in state.items():
+        if tensor.is_floating_point() or tensor.is_complex():
+            count = int((~torch.isfinite(tensor)).sum())
+            if count:
+                bad.append(f"{key} ({count:,} of {tensor.numel():,} values)")
+    if bad:
+        raise CheckpointError(f"checkpoint {where}: NaN/Inf values in {len(bad)} tensor{'s' if len(bad) > 1 else ''}: "
+                              f"{_listing(bad)}; the weights are damaged (training diverged or the file was "
+                              "corrupted) - use another checkpoint")
 
 
 def _listing(items: list[str]) -> str:

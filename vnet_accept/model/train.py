@@ -83,11 +83,14 @@ class TrainRecipe:
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.scans < 1:
-            raise ValueError(f"steps and scans must be >= 1, got steps={self.steps}, scans={self.scans}")
+            raise ValueError(f"steps (--steps) and scans (--scans) must be >= 1, got steps={self.steps}, "
+                             f"scans={self.scans}")
         if not 1 <= self.running_steps <= self.steps:
-            raise ValueError(f"running_steps must be within 1..steps, got {self.running_steps}")
+            raise ValueError(f"running_steps (--running-steps) must be within 1..steps (--steps {self.steps}), got "
+                             f"{self.running_steps}")
         if not self.learning_rate > 0 or not self.lung_class_weight > 0:
-            raise ValueError("learning_rate and lung_class_weight must be > 0")
+            raise ValueError("learning_rate (--learning-rate) and lung_class_weight (--lung-class-weight) must be > 0, "
+                             f"got {self.learning_rate} and {self.lung_class_weight}")
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "train_bn_mode": TRAIN_BN_MODE, "bn_mode": TRAINED_BN_MODE}

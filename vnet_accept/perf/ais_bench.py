@@ -78,7 +78,8 @@ def _load_json(text: str, source: str) -> tuple[dict[str, Any], list[str]]:
         # README authors re-wrap the file and drop its opening brace: '"NPU_compute_time": {...}, ... }'.
         stripped = text.strip()
         if not stripped.startswith('"'):
-            raise PerfFileError(source, f"not valid JSON ({first}); an ais_bench summary is one JSON object") from None
+            raise PerfFileError(source, f"not valid JSON ({first}): truncated or damaged (an ais_bench summary is one "
+                                "JSON object); copy it again") from None
         try:
             data = json.loads("{" + stripped)
         except ValueError:

@@ -3,7 +3,6 @@ and ONNX exports built on demand (cached by content hash, safe under pytest-xdis
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from vnet_accept.cache import ArtifactCache
+from vnet_accept.cache import ArtifactCache, CacheDirError, default_cache_root
 from vnet_accept.options import OPTIONS
 from vnet_accept.plugin.options import get_option
 
@@ -54,12 +53,27 @@ def shared_dir(pytestconfig: pytest.Config, gate_options: GateOptions) -> Path:
 
 @pytest.fixture(scope="session")
 def artifact_cache(pytestconfig: pytest.Config, gate_options: GateOptions) -> ArtifactCache:
+    """``--vnet-cache-dir`` / ``VNET_ACCEPT_CACHE``, else pytest's cache folder, else (``-p no:cacheprovider``)
+    the per-user folder (:func:`vnet_accept.cache.default_cache_root`, mode 0700) - never a shared /tmp path.
+    A cache folder owned by another user is a usage error (:func:`vnet_accept.cache.prepare_cache_root`)."""
     root = gate_options.vnet_cache_dir
     if root:
-        return ArtifactCache(Path(root).expanduser())
-    if getattr(pytestconfig, "cache", None) is not None:  # absent under -p no:cacheprovider
-        return ArtifactCache(pytestconfig.cache.mkdir("vnet_accept"))
-    return ArtifactCache(Path(os.environ.get("TMPDIR", "/tmp")) / "vnet-accept-cache")
+        where, path = "--vnet-cache-dir", Path(root).expanduser()
+    elif getattr(pytestconfig, "cache", None) is not None:  # absent under -p no:cacheprovider
+        where, path = "pytest's cache folder", pytestconfig.cache.mkdir("vnet_accept")
+    else:
+        where, path = "the per-user cache folder", default_cache_root()
+    cache = ArtifactCache(path)
+    try:
+        cache.prepare()
+    except OSError as exc:
+        raise pytest.UsageError(f"artifact cache ({where}): {exc if isinstance(exc, CacheDirError) else _os(exc)}") \
+            from None
+    return cache
+
+
+def _os(exc: OSError) -> str:
+    return f"{exc.filename}: {exc.strerror or exc}; pass --vnet-cache-dir DIR (a folder you can write to)"
 
 
 @pytest.fixture(scope="session")

@@ -228,18 +228,27 @@ def _alive(pid: int) -> bool:
 
 def rerender(source: str | os.PathLike[str], output: str | os.PathLike[str] | None = None) -> Path:
     """``vnet-accept report DIR``: render the Markdown, ``modelzoo_level.txt`` and PNGs again from a saved
-    ``gate-report.json`` (in place, or into ``output``), atomically."""
+    ``gate-report.json`` (in place, or into ``output``), atomically. The JSON is validated first
+    (:func:`~vnet_accept.report.record.report_problem`): an invalid one is a :class:`UsageError` naming the file
+    and the field, and nothing is written anywhere; a failure while rendering leaves the report folder as it was
+    (what was rendered stays in the hidden staging folder, marked INCOMPLETE)."""
     from vnet_accept.report.record import load_report
 
     source = Path(source)
     json_path = source / REPORT_JSON if source.is_dir() else source
+    if not source.exists():
+        raise UsageError(f"{source} does not exist; pass a report folder written by `vnet-accept gate` or "
+                         "`pytest --gate-report DIR` (or its gate-report.json)")
     try:
         report = load_report(json_path)
     except FileNotFoundError:
         raise UsageError(f"{json_path} does not exist; pass a report folder written by `vnet-accept gate` or "
                          "`pytest --gate-report DIR`") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{json_path} is not UTF-8 text, so not a gate report; nothing was written - re-run the "
+                         "gate") from None
     except (OSError, ValueError) as exc:
-        raise UsageError(f"{json_path} is not a readable gate report ({exc}); re-run the gate") from None
+        raise UsageError(f"{exc}; nothing was written - re-run the gate (or restore the file)") from None
     staging = Staging(Path(output) if output else json_path.parent, note="re-rendering")
     try:
         for item in json_path.parent.iterdir():
@@ -249,6 +258,6 @@ def rerender(source: str | os.PathLike[str], output: str | os.PathLike[str] | No
         unfinished = report.get("complete") is False
         return staging.publish((report.get("gate") or {}).get("explanation") or "the run did not finish"
                                if unfinished else None)
-    except BaseException:
+    except BaseException:  # the report folder stays as it was; the staging folder says it is incomplete
         staging.mark_incomplete("re-rendering failed")
         raise

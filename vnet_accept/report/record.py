@@ -216,10 +216,62 @@ def write_report(directory: str | os.PathLike[str], report: dict[str, Any]) -> P
 
 
 def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a ``gate-report.json`` (:func:`report_problem`); ``ValueError`` naming the file and the
+    first bad field, ``OSError`` when it cannot be read."""
     path = Path(path)
     if path.is_dir():
         path = path / REPORT_JSON
-    data = json.loads(path.read_text())
-    if data.get("schema") != SCHEMA:
-        raise ValueError(f"{path} is not a vnet-accept gate report (schema {data.get('schema')!r})")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); the file is truncated or damaged") from None
+    problem = report_problem(data)
+    if problem:
+        raise ValueError(f"{path} is not a vnet-accept gate report this version can read: {problem}")
     return data
+
+
+def report_problem(data: Any) -> str | None:
+    """The first thing in a report's JSON that the renderers cannot rely on (``None``: nothing)."""
+    if not isinstance(data, dict):
+        return f"the top level is a {type(data).__name__}, a JSON object is expected"
+    if data.get("schema") != SCHEMA:
+        return f"schema is {data.get('schema')!r}, {SCHEMA!r} expected"
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        return f"schema_version is {version!r}, an integer >= 1 expected"
+    if version > SCHEMA_VERSION:
+        return f"schema_version {version} is newer than this vnet-accept reads ({SCHEMA_VERSION}); upgrade it"
+    summary = data.get("summary")
+    if not isinstance(summary, dict) or not isinstance(summary.get("overall"), str):
+        return "summary.overall is missing (summary must be an object with overall and counts)"
+    if not isinstance(summary.get("counts", {}), dict):
+        return "summary.counts is not an object"
+    for key in ("settings", "provenance", "gate"):
+        if key in data and not isinstance(data[key], dict):
+            return f"{key} is a {type(data[key]).__name__}, an object is expected"
+    gate = data.get("gate") or {}
+    if "exit_code" in gate and (not isinstance(gate["exit_code"], int) or isinstance(gate["exit_code"], bool)):
+        return f"gate.exit_code is {gate['exit_code']!r}, an integer is expected"
+    if "complete" in data and not isinstance(data["complete"], bool):
+        return f"complete is {data['complete']!r}, true or false expected"
+    criteria = data.get("criteria")
+    if not isinstance(criteria, list):
+        return "criteria is missing or not a list"
+    for i, c in enumerate(criteria):
+        where = f"criteria[{i}]"
+        if not isinstance(c, dict):
+            return f"{where} is a {type(c).__name__}, an object is expected"
+        if not isinstance(c.get("id"), str) or not c["id"]:
+            return f"{where}.id is {c.get('id')!r}, a criterion id such as parity.onnxrt_vs_torch is expected"
+        where = f"criteria[{i}] ({c['id']})"
+        if c.get("verdict") not in VERDICTS:
+            return f"{where}.verdict is {c.get('verdict')!r}, one of {', '.join(VERDICTS)} expected"
+        for key in ("description", "units", "threshold", "basis", "reason"):
+            if key in c and c[key] is not None and not isinstance(c[key], str):
+                return f"{where}.{key} is {c[key]!r}, a string is expected"
+        for key in ("details", "artifacts"):
+            if key in c and not isinstance(c[key], dict):
+                return f"{where}.{key} is a {type(c[key]).__name__}, an object is expected"
+    return None

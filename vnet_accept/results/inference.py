@@ -19,14 +19,22 @@ the device computes and runs the sink of the previous batch in another (the GPU'
   with copies of its last tile (as ais_bench does), and the padding's outputs are dropped, never written.
 * **Shards** ``K/N`` (1-based) split the batches into N contiguous runs of whole batches; N processes or hosts
   can write into one folder and together produce exactly what one run would.
-* **Resume**: a batch whose outputs all exist whole (right size / valid ``.npy``) is skipped; a batch with some
-  outputs missing is run again entirely (writes are atomic, so no file is ever half written).
+* **Provenance and resume**: the run record (``vnet_accept_infer[_shardKofN].json``) ties every output it lists
+  to what made it: the sha256 of the model file (ONNX, OM) or of the PyTorch state dict, the backend, BN mode,
+  dtype, batch size, layout and device id (``made_by``), and per output the tile's input sha256 from the manifest
+  and the output file's own sha256 (``outputs``). It is written when the run starts (listing the tiles planned)
+  and kept up to date as batches finish. A folder whose records say another model, backend, BN mode, batch size
+  or tile inputs made its outputs, a record that cannot be read, or output files that no record accounts for are
+  refused (:class:`DataError` naming the folder and the mismatch): outputs are never adopted. A batch is resumed
+  only when each of its outputs is the file a matching record lists (same sha256); any other batch of the plan is
+  run again entirely (writes are atomic, so no file is ever half written).
 * **Throughput**: tiles per second of wall time and of the backend call alone, and GFLOP/s from the counted
   FLOP per tile of the model's width (:func:`vnet_accept.model.flops.gflop_per_tile`; 285.75 GFLOP at 16).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -42,9 +50,11 @@ from vnet_accept import __version__
 from vnet_accept.data.prepare import Manifest, ManifestEntry
 from vnet_accept.errors import DataError, UsageError
 from vnet_accept.export.onnx_export import INPUT_NAME, OUTPUT_NAME
-from vnet_accept.io_utils import atomic_write_json
+from vnet_accept.io_utils import atomic_write_json, ensure_dir, sha256_bytes, sha256_file
 from vnet_accept.results.layouts import (
     OUTPUT_SHAPE,
+    RUN_RECORD_RE,
+    OutputFile,
     check_layout,
     locate_results,
     output_is_complete,
@@ -272,19 +282,25 @@ def run_inference(runner: Runner, manifest: Manifest, out_dir: str | os.PathLike
 
     ``width`` (the VNet base width, for GFLOP/s) defaults to what the runner reveals, else 16 (stated in the
     report's notes). Returns the :class:`InferenceReport`; with ``out_dir`` it is also written there as
-    ``vnet_accept_infer[_shardKofN].json``.
+    ``vnet_accept_infer[_shardKofN].json``, the run record that ties every output to what made it.
     """
     from vnet_accept.model.flops import gflop_per_tile
     from vnet_accept.runners.registry import runner_width
 
     if out_dir is None and sink is None:
         raise UsageError("nothing would be kept: give an output folder or a sink")
+    entries = list(manifest.entries if entries is None else entries)
+    batches = select_shard(plan_batches(entries, batch_size), shard)
+    ledger = None
     if out_dir is not None:
         out_dir = Path(out_dir)
         check_layout(layout)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UsageError(f"output folder {out_dir} is a file; pass -o with a folder (created if missing)")
         _check_existing_layout(out_dir, layout)
-    entries = list(manifest.entries if entries is None else entries)
-    batches = select_shard(plan_batches(entries, batch_size), shard)
+        made_by = {"model": model_identity(runner), "backend": runner.name, "bn_mode": runner.bn_mode,
+                   "dtype": runner.dtype, "batch_size": batch_size, "layout": layout, "device_id": device_id}
+        ledger = _Ledger(out_dir, shard, made_by, manifest, layout, device_id, [e for b in batches for e in b])
     report = InferenceReport(runner.describe(), layout if out_dir is not None else None, batch_size, str(shard),
                              str(out_dir) if out_dir is not None else None)
     report.tiles_planned = sum(len(b) for b in batches)
@@ -293,6 +309,12 @@ def run_inference(runner: Runner, manifest: Manifest, out_dir: str | os.PathLike
         report.width = 16
         report.notes.append("model width unknown (a foreign ONNX?): GFLOP/s assume the real VNet (width 16)")
     report.gflop_per_tile = gflop_per_tile(report.width)
+    record: dict[str, Any] = {}
+    if ledger is not None:
+        model = getattr(runner, "model", None)
+        record = {"created_by": f"vnet-accept {__version__}", "manifest": str(manifest.directory),
+                  "model": str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__,
+                  "device_id": device_id, "bn_mode": runner.bn_mode, "dtype": runner.dtype}
     bar = _progress(report.tiles_planned, runner.name, progress)
     start = time.perf_counter()
     was_active = runner.is_active
@@ -300,14 +322,16 @@ def run_inference(runner: Runner, manifest: Manifest, out_dir: str | os.PathLike
         if not was_active:
             runner.activate()
         fixed = _fixed_batch(runner, batch_size)
+        if ledger is not None:  # the model loaded and fits: from here on the folder says what it holds
+            ledger.save(record, report, complete=False)
         to_run = []
         for batch in batches:
-            paths = [out_dir / output_relpath(e.stem, layout, device_id) for e in batch] if out_dir else []
-            if resume and paths and all(output_is_complete(p) for p in paths):
+            if resume and ledger is not None and ledger.adopt(batch):
                 report.tiles_resumed += len(batch)
                 if sink is not None:
-                    sink(batch, np.stack([read_output(p) for p in paths]))
+                    sink(batch, np.stack([read_output(ledger.path(e)) for e in batch]))
                 bar.update(len(batch))
+                ledger.save(record, report, complete=False, throttle=True)
             else:
                 to_run.append(batch)
 
@@ -326,31 +350,182 @@ def run_inference(runner: Runner, manifest: Manifest, out_dir: str | os.PathLike
                                 f"expected ({expected}, {', '.join(map(str, OUTPUT_SHAPE))}) - is this the VNet "
                                 "export?")
             outputs = np.asarray(outputs[:len(batch)], dtype=np.float32)  # the padding's outputs are dropped
-            if out_dir is not None:
+            if ledger is not None:
                 for entry, output in zip(batch, outputs):
-                    write_output(out_dir, entry.stem, output, layout, device_id)
+                    ledger.written(entry, write_output(out_dir, entry.stem, output, layout, device_id))
             if sink is not None:
                 sink(batch, outputs)
             report.tiles_run += len(batch)
             report.batches_run += 1
             bar.update(len(batch))
+            if ledger is not None:
+                ledger.save(record, report, complete=False, throttle=True)
 
         stream = iter_batches(to_run, None, 1, prefetch=2 if overlap else 0, load=padded)
         timed = len(runner.inference_times_s)
         infer_stream(runner, stream, keep, overlap=overlap)
         report.backend_s += sum(runner.inference_times_s[timed:])  # the backend call alone (Runner.infer)
+    except BaseException:
+        if ledger is not None and ledger.started:  # an interrupted run still vouches for what it wrote
+            ledger.save(record, report, complete=False)
+        raise
     finally:
         if not was_active and runner.is_active:
             runner.deactivate()
         bar.close()
         report.wall_s = time.perf_counter() - start
-    if out_dir is not None:
-        model = getattr(runner, "model", None)
-        record = {"created_by": f"vnet-accept {__version__}", "manifest": str(manifest.directory),
-                  "model": str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__,
-                  "device_id": device_id, "bn_mode": runner.bn_mode, "dtype": runner.dtype, **report.to_dict()}
-        atomic_write_json(out_dir / shard.record_name, record)
+    if ledger is not None:
+        ledger.save(record, report, complete=True)
     return report
+
+
+def model_identity(runner: Runner) -> dict[str, Any]:
+    """What model a runner runs, as content: the sha256 of its file (ONNX, OM) or bytes, or of its PyTorch state
+    dict (:func:`~vnet_accept.export.onnx_export.state_dict_hash`); a runner that reveals neither is named."""
+    model = getattr(runner, "model", None)
+    if isinstance(model, (str, os.PathLike)) and Path(model).is_file():
+        return {"kind": "file", "name": Path(model).name, "sha256": sha256_file(model)}
+    if isinstance(model, bytes):
+        return {"kind": "bytes", "sha256": sha256_bytes(model)}
+    if model is not None and hasattr(model, "state_dict"):
+        from vnet_accept.export.onnx_export import state_dict_hash
+
+        return {"kind": "state_dict", "sha256": state_dict_hash(model)}
+    return {"kind": "runner", "sha256": None, "name": f"{type(runner).__module__}.{type(runner).__qualname__}"}
+
+
+#: The fields of ``made_by`` two runs must share for their outputs to live in one folder.
+_MADE_BY_FIELDS = ("model", "backend", "bn_mode", "dtype", "batch_size", "layout", "device_id")
+_RECORD_SAVE_INTERVAL_S = 2.0
+
+
+class _Ledger:
+    """The run records of an output folder: checks them against this run before anything is written, says which
+    existing outputs may be resumed (verified by sha256), and keeps this run's record up to date."""
+
+    def __init__(self, out_dir: Path, shard: Shard, made_by: dict[str, Any], manifest: Manifest, layout: str,
+                 device_id: int, planned: list[ManifestEntry]) -> None:
+        self.out_dir, self.shard, self.made_by, self.layout, self.device_id = out_dir, shard, made_by, layout, device_id
+        self.record_path = out_dir / shard.record_name
+        self.planned = {self.rel(e): e.sha256 for e in planned}
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.claims: dict[str, dict[str, Any]] = {}  # relpath -> output entry of a matching record
+        self._saved_at = 0.0
+        self.started = False
+        if out_dir.is_dir():
+            self._check(manifest)
+
+    def rel(self, entry: ManifestEntry) -> str:
+        return output_relpath(entry.stem, self.layout, self.device_id).as_posix()
+
+    def path(self, entry: ManifestEntry) -> Path:
+        return self.out_dir / output_relpath(entry.stem, self.layout, self.device_id)
+
+    # -- checking what is there --------------------------------------------------------------------------------
+    def _check(self, manifest: Manifest) -> None:
+        sha_by_stem = {e.stem: e for e in manifest.entries}
+        accounted: set[str] = set()
+        for path in sorted(p for p in self.out_dir.iterdir() if p.is_file() and RUN_RECORD_RE.match(p.name)):
+            record = self._read(path)
+            mismatch = self._mismatch(path, record, sha_by_stem)
+            if mismatch:
+                raise DataError(f"{self.out_dir} holds outputs made by another run: {mismatch}; vnet-accept infer "
+                                "never adopts outputs made otherwise - choose another -o (or delete the folder) and "
+                                "run again")
+            for rel, item in record["outputs"].items():
+                self.claims[rel] = item
+            accounted |= set(record["outputs"]) | set(record["planned"])
+        strays = [f for f in self._output_files() if f not in accounted]
+        if strays:
+            raise DataError(f"{self.out_dir} holds {len(strays)} output file(s) that no vnet-accept run record in it "
+                            f"accounts for (e.g. {strays[0]}); vnet-accept infer never adopts outputs it did not "
+                            "make - choose an empty -o, or remove them")
+
+    def _read(self, path: Path) -> dict[str, Any]:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path} is not a readable run record ({exc}); the folder's outputs cannot be tied to "
+                            "what made them - choose another -o (or delete the folder)") from None
+        if not isinstance(record, dict) or not isinstance(record.get("made_by"), dict) or not isinstance(
+                record.get("outputs"), dict):
+            raise DataError(f"{path} does not say which model, backend, BN mode and batch size made the outputs "
+                            "(written by an older vnet-accept, or edited); choose another -o (or delete the "
+                            "folder) and run again")
+        planned = record.setdefault("planned", {})
+        if not isinstance(planned, dict) or not all(isinstance(v, dict) for v in record["outputs"].values()):
+            raise DataError(f"{path} is damaged (its planned/outputs entries are not what vnet-accept writes); "
+                            "choose another -o (or delete the folder) and run again")
+        return record
+
+    def _mismatch(self, path: Path, record: dict[str, Any], by_stem: dict[str, ManifestEntry]) -> str | None:
+        theirs = record["made_by"]
+        for name in _MADE_BY_FIELDS:
+            a, b = theirs.get(name), self.made_by.get(name)
+            if name == "model":
+                a = {k: v for k, v in (a or {}).items() if k != "name"}
+                b = {k: v for k, v in (b or {}).items() if k != "name"}
+            if a != b:
+                return f"{path.name} says {name} {_show(name, theirs.get(name))}, this run's is " \
+                       f"{_show(name, self.made_by.get(name))}"
+        inputs = {**record["planned"], **{k: v.get("input_sha256") for k, v in record["outputs"].items()}}
+        for rel, sha in inputs.items():
+            parsed = OutputFile.parse(Path(rel))
+            entry = by_stem.get(parsed.stem) if parsed else None
+            if entry is None:
+                return f"{path.name} lists {rel}, a tile this manifest ({len(by_stem)} tiles) does not have"
+            if sha != entry.sha256:
+                return (f"{path.name} made {rel} from another input than this manifest's {entry.file} (scan "
+                        f"{entry.uid}, tile {entry.tile}; the tiles were made again since)")
+        return None
+
+    def _output_files(self) -> list[str]:
+        found = []
+        for directory in [self.out_dir, *sorted(self.out_dir.glob("dumpOutput_device*"))]:
+            if directory.is_dir():
+                found += [p.relative_to(self.out_dir).as_posix() for p in sorted(directory.iterdir())
+                          if p.is_file() and OutputFile.parse(p) is not None]
+        return found
+
+    # -- resuming and recording --------------------------------------------------------------------------------
+    def adopt(self, batch: list[ManifestEntry]) -> bool:
+        """True when every output of ``batch`` is the file a matching record lists (whole, same sha256)."""
+        adopted = {}
+        for entry in batch:
+            rel, path = self.rel(entry), self.path(entry)
+            claim = self.claims.get(rel)
+            if not claim or claim.get("input_sha256") != entry.sha256 or not output_is_complete(path):
+                return False
+            try:
+                if sha256_file(path) != claim.get("output_sha256"):
+                    return False
+            except OSError:
+                return False
+            adopted[rel] = claim
+        self.outputs.update(adopted)
+        return True
+
+    def written(self, entry: ManifestEntry, path: Path) -> None:
+        self.outputs[self.rel(entry)] = {"uid": entry.uid, "tile": entry.tile, "input_sha256": entry.sha256,
+                                         "output_sha256": sha256_file(path)}
+
+    def save(self, record: dict[str, Any], report: InferenceReport, complete: bool, throttle: bool = False) -> None:
+        now = time.monotonic()
+        if throttle and now - self._saved_at < _RECORD_SAVE_INTERVAL_S:
+            return
+        self._saved_at, self.started = now, True
+        ensure_dir(self.out_dir)
+        atomic_write_json(self.record_path, {
+            **record, **report.to_dict(), "record_version": 2, "complete": complete, "made_by": self.made_by,
+            "planned": self.planned, "outputs": self.outputs})
+
+
+def _show(name: str, value: Any) -> str:
+    if name == "model" and isinstance(value, dict):
+        sha = value.get("sha256")
+        label = value.get("name") or value.get("kind")
+        return f"{label} (sha256 {sha[:12]}…)" if isinstance(sha, str) else str(label)
+    return repr(value)
 
 
 def _fixed_batch(runner: Runner, batch_size: int) -> int | None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -279,13 +278,19 @@ def select_backend(requested: str = "auto", *, bn_mode: str = "running", cache: 
 
 
 def default_cache() -> Any:
-    """The artifact cache the command line uses: ``$VNET_ACCEPT_CACHE``, else a per-user folder."""
-    from vnet_accept.cache import ArtifactCache
+    """The artifact cache the command line uses: ``$VNET_ACCEPT_CACHE``, else the per-user folder
+    (:func:`vnet_accept.cache.default_cache_root`, created with mode 0700). A folder owned by another user, or one
+    that cannot be created, is a :class:`UsageError` naming it (never a fallback to a shared /tmp path)."""
+    from vnet_accept.cache import ArtifactCache, CacheDirError, default_cache_root
 
-    root = os.environ.get("VNET_ACCEPT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "vnet-accept")
+    env = os.environ.get("VNET_ACCEPT_CACHE")
+    cache = ArtifactCache(Path(env).expanduser() if env else default_cache_root())
+    where = "VNET_ACCEPT_CACHE" if env else "the per-user cache folder"
     try:
-        Path(root).mkdir(parents=True, exist_ok=True)
-    except OSError:
-        root = os.path.join(tempfile.gettempdir(), "vnet-accept-cache")
-    return ArtifactCache(root)
+        cache.prepare()
+    except CacheDirError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot use {exc.filename or cache.root} ({exc.strerror or exc}); set "
+                         "VNET_ACCEPT_CACHE to a folder you own and can write to") from None
+    return cache

@@ -44,6 +44,10 @@ class OnnxRuntimeRunner(Runner):
     def activate_impl(self) -> None:
         import onnxruntime as ort
 
+        if not isinstance(self.model, bytes):
+            from vnet_accept.export.inspect import load_onnx_checked
+
+            load_onnx_checked(self.model)  # an empty, truncated or non-ONNX file: one line naming it
         opts = ort.SessionOptions()
         self.optimisation = "all"
         if _has_training_form_bn(self.model):
@@ -53,7 +57,13 @@ class OnnxRuntimeRunner(Runner):
         if threads:
             opts.intra_op_num_threads = threads
         model = self.model if isinstance(self.model, bytes) else str(self.model)
-        self.session = ort.InferenceSession(model, sess_options=opts, providers=list(self.providers))
+        try:
+            self.session = ort.InferenceSession(model, sess_options=opts, providers=list(self.providers))
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph/… types
+            where = "the in-memory model" if isinstance(self.model, bytes) else f"ONNX file {self.model}"
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise UsageError(f"{self.name}: ONNX Runtime cannot load {where} ({first}); export it again, or check "
+                             "that it is the VNet export") from None
 
     def deactivate_impl(self) -> None:
         self.session = None

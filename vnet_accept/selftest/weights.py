@@ -58,11 +58,11 @@ class StaleSelftestWeights(UserWarning):
 def recipe_inputs(recipe: TrainRecipe) -> dict[str, Any]:
     """Everything besides library versions that determines what ``recipe`` trains: the recipe, the training code's
     version and the versions of the synthetic scans and the normalisation it trains on."""
-    from vnet_accept.data.normalize import RECORD_VERSION
+    from vnet_accept.data.normalize import VOLUMES_VERSION
     from vnet_accept.data.synth import SYNTH_VERSION
 
     return {"recipe": recipe.to_dict(), "train_version": TRAIN_VERSION, "synth_version": SYNTH_VERSION,
-            "normalize_version": RECORD_VERSION}
+            "normalize_version": VOLUMES_VERSION}
 
 
 def recipe_sha256(recipe: TrainRecipe) -> str:
