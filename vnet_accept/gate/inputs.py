@@ -79,6 +79,14 @@ def check_inputs(values: Mapping[str, Any], source: Any = None) -> dict[str, Any
                              "folder you can write to") from None
         if not os.access(path, os.W_OK | os.X_OK):
             raise UsageError(f"{source('vnet_cache_dir')}: {path} is not writable; pass a folder you can write to")
+    from vnet_accept.plugin.submission import submission_settings_from
+
+    submission = submission_settings_from(dict(values), source)  # the port's files under test
+    if submission.onnx is not None:
+        facts["onnx"] = {"path": str(submission.onnx), "sha256": submission.onnx_sha256}
+    if submission.prep_bin is not None:
+        facts["prep_bin"] = {"dir": str(submission.prep_bin), "files": submission.prep_files,
+                             "info": str(submission.prep_info) if submission.prep_info else None}
     from vnet_accept.plugin.ascend_fixtures import npu_settings_from
 
     try:
