@@ -83,6 +83,7 @@ def _make_submission(folder: Path) -> Submission:
 def _gate(gate_cli, submission, onnx, suite, *extra):
     code, out, err = gate_cli("--weights", str(submission.weights), "--onnx", str(onnx), "--vnet-cache-dir",
                               str(submission.cache), *extra, suite=suite)
+    assert Path("gate-report/gate-report.json").is_file(), (code, out, err)
     report = json.loads((Path("gate-report") / "gate-report.json").read_text())
     return code, out, err, {c["id"]: c for c in report["criteria"]}, report
 
@@ -167,3 +168,53 @@ def test_bad_submission_files_are_refused_before_any_test_runs(args, fragment, g
     (gate_workdir / "empty.onnx").write_bytes(b"")
     (gate_workdir / "vnet_prep_bin.info").write_text("0 ./prep_bin/0.bin 80 80\n")
     _refused(*gate_cli(*args), fragment)
+
+
+def test_without_its_checkpoint_a_submitted_onnx_is_judged_only_where_no_checkpoint_is_needed(
+        gate_cli, submission, artifact_cache, no_figures, one_thread):
+    """No --weights: the graph and ONNX Runtime still judge the file (its batch dependence fails it); parity against
+    seeded stand-in weights would mean nothing, so it is not judged, saying what to pass."""
+    code, out, err = gate_cli("--onnx", str(submission.port_style), "--vnet-cache-dir", str(artifact_cache.root),
+                              suite=EXPORT_SUITE + "from vnet_accept.checks.test_parity import test_parity_full_tile"
+                              "  # noqa\n")
+    criteria = {c["id"]: c for c in json.loads(Path("gate-report/gate-report.json").read_text())["criteria"]}
+    assert code == 1, out + err
+    assert criteria["export.batch_invariant"]["verdict"] == "fail"
+    semantics = criteria["export.bn_semantics"]
+    assert semantics["verdict"] == "fail" and "not measured: the submitted ONNX is compared with the checkpoint" in \
+        semantics["basis"]
+    for mode in ("batch", "instance", "running"):
+        parity = criteria[f"parity.onnxrt_vs_torch.{mode}.bs1_64x80x80"]
+        assert parity["verdict"] == "skip" and parity["reason"].endswith("pass --vnet-weights vnet_model_best.pth.tar")
+
+
+def test_the_ports_own_tiles_and_info_file_are_judged(gate_cli, submission, tmp_path, no_figures):
+    """``--prep-bin``/``--info``: the port's numbered files (no manifest) judged by (UID, tile); its info file in glob
+    order fails, since the ONNX under test (the port's) uses batch statistics."""
+    import importlib
+    import shutil
+
+    from vnet_accept.results.synthetic import small_dataset
+
+    small = small_dataset(tmp_path / "data")
+    prep = shutil.copytree(small.manifest.directory, tmp_path / "prep_bin")
+    (prep / "manifest.json").unlink()
+    info = tmp_path / "vnet_prep_bin.info"
+    names = sorted(p.name for p in prep.glob("*.bin"))  # glob order: 0.bin, 1.bin, 10.bin, ...
+    info.write_text("".join(f"{i} ./prep_bin/{name} 80 80\n" for i, name in enumerate(names)))
+    suite = "from vnet_accept.checks.test_data_inputs import *  # noqa\n"
+    # The imports above ran after gate_cli put its (not yet created) suites folder on sys.path: Python cached that
+    # folder as holding nothing, and the inner suite would not be found.
+    importlib.invalidate_caches()
+    code, out, err, criteria, report = _gate(gate_cli, submission, submission.port_style, suite, "--luna16",
+                                             str(small.root), "--test-uids", str(small.uid_file), "--prep-bin",
+                                             str(prep), "--info", str(info))
+    assert code == 1, out + err
+    inputs = criteria["data.inputs_match_manifest"]
+    assert inputs["verdict"] == "pass" and inputs["details"]["tiles_checked"] == 14
+    assert f"the port's tiles in {prep} (14 files; 14 files = the tiles of 3 UIDs)" in inputs["basis"]
+    assert criteria["data.uid_coverage"]["verdict"] == "pass"
+    order = criteria["data.info_order"]
+    assert order["verdict"] == "fail" and "line 2 -> 10.bin" in order["reason"]
+    assert "the ONNX under test uses batch statistics" in order["reason"]
+    assert f"the port's tiles in {prep} (14 .bin files, --prep-bin; info file {info})" in report["gate"]["judged_on"]

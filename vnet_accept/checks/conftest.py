@@ -7,6 +7,9 @@ CPU time is the budget here (one full 64×80×80 tile costs ~5 s on 2 cores), so
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -116,22 +119,22 @@ SUBMITTED_FULL_TILE_BATCH = 2
 @dataclass
 class OnnxRuns:
     """ONNX Runtime on the ONNX under test and PyTorch on the checkpoint, on the same ``inputs`` ``(K, 1, D, H, W)``:
-    ``batched`` (ONNX Runtime, the K samples as one batch, ``(K, D, H, W, 2)``), ``torch_batched[mode]`` (PyTorch, the
-    same batch in each BN semantics), ``measurement`` (which semantics the file reproduces,
-    :func:`vnet_accept.judge.export.measure_bn_semantics`) and ``implemented`` (the semantics its parity is judged
-    in). ``alone()`` runs each sample by itself (ONNX Runtime), once, on first use."""
+    ``batched`` (ONNX Runtime, the K samples as one batch, ``(K, D, H, W, 2)``); on first use ``torch_batched(mode)``
+    (PyTorch, the same batch in that BN semantics), ``measurement`` (which semantics the file reproduces,
+    :func:`vnet_accept.judge.export.measure_bn_semantics`), ``implemented`` (the semantics its parity is judged in)
+    and ``alone()`` (ONNX Runtime, each sample by itself)."""
 
-    onnx: object
-    path: object
+    onnx: Any
+    path: Path
     spatial: tuple[int, int, int]
     inputs: np.ndarray
     batched: np.ndarray
-    torch_batched: dict[str, np.ndarray]
     ort_basis: str
-    torch_basis: str
-    measurement: object
-    implemented: str
+    model: Any
+    tolerance: Any
+    declared: str
     _alone: np.ndarray | None = None
+    _torch: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def size(self) -> str:
@@ -142,17 +145,38 @@ class OnnxRuns:
         return len(self.inputs)
 
     @property
+    def torch_basis(self) -> str:
+        return f"torch-cpu [fp32] on the checkpoint (width {getattr(self.model, 'width', '?')}), each BN semantics"
+
+    @property
     def basis(self) -> str:
         return (f"{self.ort_basis} vs {self.torch_basis}, one batch of {self.batch_size} CT-like samples at "
                 f"{self.size}")
 
-    def runner(self):
-        return create_runner("ort-cpu", onnx=self.path)
+    def torch_batched(self, mode: str) -> np.ndarray:
+        if mode not in self._torch:
+            with create_runner("torch-cpu", model=self.model, bn_mode=mode) as runner:
+                self._torch[mode] = run_in_batches(runner, self.inputs, self.batch_size)
+        return self._torch[mode]
+
+    @cached_property
+    def measurement(self):
+        from vnet_accept.judge.export import measure_bn_semantics
+        from vnet_accept.tolerances import BN_SEMANTICS_MARGIN
+
+        return measure_bn_semantics(self.batched, {mode: self.torch_batched(mode) for mode in BN_MODES},
+                                    self.tolerance, BN_SEMANTICS_MARGIN)
+
+    @cached_property
+    def implemented(self) -> str:
+        from vnet_accept.judge.export import implemented_semantics
+
+        return implemented_semantics(self.onnx.info, self.measurement, self.declared)
 
     def alone(self) -> np.ndarray:
         if self._alone is None:
-            with self.runner() as runner:
-                self._alone = run_in_batches(runner, self.inputs, 1, self.onnx.input_name, self.onnx.output_name)
+            with create_runner("ort-cpu", onnx=self.path) as runner:
+                self._alone = run_file(runner, self.inputs, 1, self.onnx)
         return self._alone
 
 
@@ -172,8 +196,7 @@ def onnx_runs(onnx_under_test, onnx_export, gate_options, vnet_model, full_tile_
     """The runs every criterion on the ONNX under test reads (see :class:`OnnxRuns`). A submitted file runs at its
     own fixed size (or 16×32×32 when its spatial axes are dynamic); without ``--onnx`` the measurement runs the
     dynamic-shape twin of the reference export (same checkpoint, exporter and BN mode) at 16×16×32, about a second."""
-    from vnet_accept.judge.export import implemented_semantics, measure_bn_semantics
-    from vnet_accept.tolerances import BN_SEMANTICS_MARGIN, parity_tolerance
+    from vnet_accept.tolerances import parity_tolerance
 
     mode = gate_options.bn_mode
     if onnx_under_test.submitted:
@@ -189,13 +212,10 @@ def onnx_runs(onnx_under_test, onnx_export, gate_options, vnet_model, full_tile_
     with create_runner("ort-cpu", onnx=path) as runner:
         batched = run_file(runner, inputs, k, onnx_under_test)
         ort_basis = f"{runner.describe()} on the {onnx_under_test.label}{twin}"
-    torch_batched = {}
-    for semantics in BN_MODES:
-        with create_runner("torch-cpu", model=vnet_model, bn_mode=semantics) as runner:
-            torch_batched[semantics] = run_in_batches(runner, inputs, k)
-    torch_basis = f"torch-cpu [fp32] on the checkpoint (width {getattr(vnet_model, 'width', '?')}), each BN semantics"
-    measurement = measure_bn_semantics(batched, torch_batched, parity_tolerance(
-        gate_options.parity_atol, gate_options.parity_max_flip_fraction), BN_SEMANTICS_MARGIN)
-    implemented = implemented_semantics(onnx_under_test.info, measurement, mode)
-    return OnnxRuns(onnx_under_test, path, spatial, inputs, batched, torch_batched, ort_basis, torch_basis,
-                    measurement, implemented)
+    return OnnxRuns(onnx_under_test, Path(path), spatial, inputs, batched, ort_basis, vnet_model,
+                    parity_tolerance(gate_options.parity_atol, gate_options.parity_max_flip_fraction), mode)
+
+
+#: Why a submitted file is not compared with PyTorch without --vnet-weights.
+NO_WEIGHTS = ("the submitted ONNX is compared with the checkpoint it was exported from, and no --vnet-weights was "
+              "given (seeded stand-in weights are not that checkpoint): pass --vnet-weights vnet_model_best.pth.tar")

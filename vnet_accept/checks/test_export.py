@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import pytest
 
+from vnet_accept.checks.conftest import NO_WEIGHTS
 from vnet_accept.compare import max_abs_diff
 from vnet_accept.data.tiles import ct_like_batch
 from vnet_accept.export.inspect import inspect_onnx
 from vnet_accept.export.onnx_export import ExportOptions, export_onnx_bytes, state_dict_hash
 from vnet_accept.export.port_style import export_port_style
 from vnet_accept.judge import checkpoint, export
+from vnet_accept.model.bn_modes import BN_MODES
 from vnet_accept.results.inference import run_in_batches
 from vnet_accept.runners.registry import create_runner
 
@@ -51,11 +53,20 @@ def test_export_no_mutation_and_deterministic(vnet_checkpoint, onnx_export, onnx
 
 
 @pytest.mark.criterion("export.bn_semantics", "the ONNX under test implements the configured BN semantics")
-def test_export_bn_semantics(onnx_under_test, onnx_runs, gate_options, gate_record):
+def test_export_bn_semantics(onnx_under_test, onnx_runs, gate_options, uses_real_weights, gate_record):
     """Read from the graph (training-form, inference-form, instance, or folded away) and confirmed by running it:
-    ONNX Runtime on the file against PyTorch on the checkpoint in each semantics, one batch."""
-    gate_record.record(export.bn_semantics(onnx_under_test.info, gate_options.bn_mode, measured=onnx_runs.measurement,
-                                           basis=f"graph of the {onnx_under_test.label}; measured: {onnx_runs.basis}"),
+    ONNX Runtime on the file against PyTorch on the checkpoint in each semantics, one batch. A submitted file without
+    its checkpoint (no ``--vnet-weights``) is judged on its graph alone, or not at all when the graph has no BN."""
+    info = onnx_under_test.info
+    measured, basis = onnx_runs, f"graph of the {onnx_under_test.label}; measured: {onnx_runs.basis}"
+    if onnx_under_test.submitted and not uses_real_weights:
+        if info.bn.semantics not in BN_MODES:
+            gate_record.skip("export.bn_semantics", "the ONNX under test implements the configured BN semantics",
+                             f"{onnx_under_test.path}: {info.bn.explanation}; only running it against its checkpoint "
+                             f"tells its semantics - {NO_WEIGHTS}")
+        measured, basis = None, f"graph of the {onnx_under_test.label} only (not measured: {NO_WEIGHTS})"
+    gate_record.record(export.bn_semantics(info, gate_options.bn_mode, basis=basis,
+                                           measured=measured.measurement if measured is not None else None),
                        ("onnx", onnx_under_test.path))
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vnet_accept.checks.conftest import PARITY_BATCH, run_file, size_label
+from vnet_accept.checks.conftest import NO_WEIGHTS, PARITY_BATCH, run_file, size_label
 from vnet_accept.data.tiles import TILE_SHAPE
 from vnet_accept.judge import localise, parity
 from vnet_accept.model.bn_modes import BN_MODES
@@ -38,8 +38,11 @@ def _localised(criterion, onnx_path, model, bn_mode: str, inputs: np.ndarray, ga
                                                           atol=gate_options.parity_atol))
 
 
-def _skip_other_semantics(cid: str, description: str, bn_mode: str, runs, gate_record) -> None:
+def _skip_other_semantics(cid: str, description: str, bn_mode: str, runs, uses_real_weights: bool,
+                          gate_record) -> None:
     __tracebackhide__ = True
+    if not uses_real_weights:
+        gate_record.skip(cid, description, NO_WEIGHTS)
     if bn_mode != runs.implemented:
         gate_record.skip(cid, description, f"the submitted ONNX {runs.onnx.path} implements {runs.implemented} BN "
                          f"semantics ({runs.measurement.describe()}); its parity is judged in that semantics - no file "
@@ -49,14 +52,14 @@ def _skip_other_semantics(cid: str, description: str, bn_mode: str, runs, gate_r
 @pytest.mark.parametrize("bn_mode", BN_MODES)
 @pytest.mark.criterion("parity.onnxrt_vs_torch.full_tile", "ONNX Runtime output equals PyTorch's for one "
                        "64×80×80 tile at batch 1, same BN mode")
-def test_parity_full_tile(bn_mode, gate_options, onnx_export, onnx_under_test, vnet_model, full_tile_input, request,
-                          gate_record):
+def test_parity_full_tile(bn_mode, gate_options, onnx_export, onnx_under_test, vnet_model, full_tile_input,
+                          uses_real_weights, request, gate_record):
     cid = f"parity.onnxrt_vs_torch.{bn_mode}.bs1_64x80x80"
     if onnx_under_test.submitted:
         runs = request.getfixturevalue("onnx_runs")
         description = f"ONNX Runtime on the submitted ONNX equals PyTorch on the checkpoint, bn_mode={bn_mode}, one " \
                       "full tile"
-        _skip_other_semantics(cid, description, bn_mode, runs, gate_record)
+        _skip_other_semantics(cid, description, bn_mode, runs, uses_real_weights, gate_record)
         onnx_path, kind, input_name = onnx_under_test.path, onnx_under_test.label, onnx_under_test.input_name
     else:
         is_artifact = bn_mode == gate_options.bn_mode
@@ -85,14 +88,14 @@ def test_parity_full_tile(bn_mode, gate_options, onnx_export, onnx_under_test, v
 @pytest.mark.criterion("parity.onnxrt_vs_torch.batch16", "ONNX Runtime equals PyTorch for a batch (16 at reduced "
                        "size; the submitted file's batch of 4 at its own size), same BN mode")
 def test_parity_batch16_reduced(bn_mode, gate_options, onnx_under_test, vnet_model, onnx_export, reduced_runs,
-                                reduced_inputs, request, gate_record):
+                                reduced_inputs, uses_real_weights, request, gate_record):
     if onnx_under_test.submitted:
         runs = request.getfixturevalue("onnx_runs")
         cid = f"parity.onnxrt_vs_torch.{bn_mode}.bs{runs.batch_size}_{runs.size}"
         description = (f"ONNX Runtime on the submitted ONNX equals PyTorch on the checkpoint, bn_mode={bn_mode}, one "
                        f"batch of {runs.batch_size}")
-        _skip_other_semantics(cid, description, bn_mode, runs, gate_record)
-        criterion = parity.parity(cid, description, runs.batched, runs.torch_batched[bn_mode], _tolerance(gate_options),
+        _skip_other_semantics(cid, description, bn_mode, runs, uses_real_weights, gate_record)
+        criterion = parity.parity(cid, description, runs.batched, runs.torch_batched(bn_mode), _tolerance(gate_options),
                                   name=f"onnxrt vs torch [bn_mode={bn_mode}, bs{runs.batch_size}, {runs.size}]",
                                   basis=f"{runs.basis}, bn_mode={bn_mode}")
         gate_record.record(_localised(criterion, runs.path, vnet_model, bn_mode, runs.inputs, gate_options),
