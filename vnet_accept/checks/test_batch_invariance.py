@@ -22,6 +22,10 @@ INVARIANT_MODES = ("running", "instance")
 RUNNERS = ("onnxrt", "torch")
 
 
+def _whose(runner: str) -> str:
+    return ", reference export (no --onnx given)" if runner == "onnxrt" else ", PyTorch on the checkpoint"
+
+
 def _skip_reference_onnx(runner: str, cid: str, description: str, submission_settings, gate_record) -> None:
     __tracebackhide__ = True
     if runner == "onnxrt" and submission_settings.onnx is not None:
@@ -44,7 +48,7 @@ def test_batch_invariant(bn_mode, runner, batch_size, reduced_runs, gate_options
         f"{runner}, bn_mode={bn_mode}: the first {n} samples of a batch of {batch_size} give the same output alone "
         "and in the batch", runs.batched[batch_size][:n], runs.alone[:n],
         invariance_tolerance(gate_options.invariance_atol), name=f"{runner} [bn_mode={bn_mode}] bs{batch_size} vs bs1",
-        basis=f"{runs.basis}, {size_label(bn_mode)}, CT-like seeded inputs"))
+        basis=f"{runs.basis}, {size_label(bn_mode)}, CT-like seeded inputs{_whose(runner)}"))
 
 
 @pytest.mark.parametrize("batch_size", INVARIANCE_BATCH_SIZES)
@@ -61,4 +65,4 @@ def test_batch_mode_dependence_is_detected(runner, batch_size, reduced_runs, gat
         f"{runner}, bn_mode=batch (the reference port's semantics): outputs depend on the batch, and the gate sees it "
         f"at batch {batch_size}", runs.batched[batch_size][:n], runs.alone[:n],
         invariance_tolerance(gate_options.invariance_atol), name=f"{runner} [bn_mode=batch] bs{batch_size} vs bs1",
-        basis=f"{runs.basis}, {size_label('batch')}, CT-like seeded inputs", batch_size=batch_size))
+        basis=f"{runs.basis}, {size_label('batch')}, CT-like seeded inputs{_whose(runner)}", batch_size=batch_size))

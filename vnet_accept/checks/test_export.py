@@ -1,7 +1,10 @@
-"""Export hygiene and model checks: the checkpoint loads strictly, the ONNX file honours the port's contract,
-export neither mutates the model nor varies between runs, and BN semantics are what was asked for.
-A port-style export (SPEC §3) must be reported as batch-dependent. Judged by :mod:`vnet_accept.judge.checkpoint`
-and :mod:`vnet_accept.judge.export`."""
+"""Export hygiene and model checks: the checkpoint loads strictly, the ONNX under test honours the port's contract
+and implements the configured BN semantics without depending on the batch, and the gate's exporter neither mutates
+the model nor varies between runs. A port-style export (SPEC §3) must be reported as batch-dependent.
+
+The ONNX under test is ``--onnx FILE`` (the port's, :mod:`vnet_accept.plugin.submission`), else the gate's reference
+export of the checkpoint in ``--bn-mode``; every criterion on it records its sha256. Judged by
+:mod:`vnet_accept.judge.checkpoint` and :mod:`vnet_accept.judge.export`."""
 
 from __future__ import annotations
 
