@@ -49,6 +49,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("--luna16-root", "LUNA16 root (raw lung_ct_image/ or subset0..9/ plus seg-lungs-LUNA16/, or "
            "normalized_lung_ct/ plus normalized_lung_mask/); without it, the synthetic dataset is used", "DIR"),
     Option("--test-uids", "test-split UID list, one series UID per line", "FILE"),
+    Option("--onnx", "the port's ONNX file under test (its vnet_pth2onnx.py output): every export, parity, batch-"
+           "invariance and BN-semantics criterion judges it against --vnet-weights, and the OMs in --npu-results are "
+           "compared with it; without it the gate judges its own reference export", "FILE", env="VNET_ACCEPT_ONNX"),
+    Option("--atc-opset", "the ONNX opset the port's ATC converts; export.contract requires it", "N", positive_int,
+           reference.ATC_OPSET),
+    Option("--prep-bin", "the port's network inputs under test (vnet_preprocess.py's prep_bin/: <i>.bin numbered "
+           "over UID order x tile order, empty tiles skipped, no manifest); judged tile by tile against the "
+           "normalised CT of --luna16-root for the --test-uids split", "DIR"),
+    Option("--prep-info", "the port's info file for --prep-bin (gen_dataset_info.py's vnet_prep_bin.info): its "
+           "order decides which tiles share a batch; `vnet-accept gate --info FILE` is the same", "FILE"),
     Option("--shared-dir", "the project's shared reference folder (SPEC, reference transcripts, real LUNA16 "
            "masks); tests that need it skip without it", "DIR", env="VNET_ACCEPT_SHARED"),
     # Model semantics and parity

@@ -41,6 +41,10 @@ RULE_310P_VS_310 = 1.2
 RULE_310P_VS_T4 = 1.6
 DEFAULT_BATCH_SIZES = (1, 4, 8, 16, 32)
 
+# --- Export (SPEC §3) ---------------------------------------------------------------------------------------
+#: The opset the port's ATC converts; the new (dynamo) exporter writes opset >= 18, which it does not.
+ATC_OPSET = 11
+
 
 @dataclass(frozen=True)
 class AccuracyReference:

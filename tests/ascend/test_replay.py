@@ -7,6 +7,7 @@ nothing about an NPU: the "OM outputs" are ONNX Runtime's.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -69,9 +70,15 @@ def test_replay_plumbing_judges_a_good_folder(narrow_setup, replay_folder, gate_
 def test_replay_plumbing_names_the_bn_semantics_of_a_batch_statistics_om(narrow_setup, replay_folder, gate_on):
     """bs2 'OM' outputs from the batch-statistics export: the gate names BATCH, and bs1 vs bs2 labels differ."""
     results = replay_folder(bs2="batch")
+    compare = results / "compare" / "20240917101010"  # msit debug compare's per-operator CSV, copied from the host
+    compare.mkdir(parents=True)
+    shutil.copy(FIXTURES / "msit_compare_vnet_bs1.csv", compare / "result_20240917101010.csv")
     run = gate_on(results, "--batch-sizes", "1,2", "--soc-version", "Ascend310", "-k",
-                                "bn_semantics or batch_invariance or parity")
+                  "bn_semantics or batch_invariance or parity", "--onnx", str(narrow_setup.onnx["running"]))
     criteria = run.criteria
+    om_parity = criteria["om.parity.om_vs_onnx.bs2"]
+    assert "first operator below cosine 0.99 in result_20240917101010.csv: operator #6 Conv3D" in om_parity["reason"]
+    assert om_parity["reason"].endswith("in down_tr32.ops.0.conv1") and "(--onnx, sha256 " in om_parity["basis"]
     bn = criteria["om.bn_semantics"]
     assert (bn["verdict"], bn["measured"]) == ("pass", "batch"), bn["reason"]
     assert bn["details"]["ratio"] is None or bn["details"]["ratio"] > 2

@@ -47,7 +47,8 @@ def gate_workdir(tmp_path, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    for name in ("VNET_ACCEPT_SHARED", "VNET_ACCEPT_CACHE", "VNET_ACCEPT_NPU_RESULTS", "PYTEST_ADDOPTS"):
+    for name in ("VNET_ACCEPT_SHARED", "VNET_ACCEPT_CACHE", "VNET_ACCEPT_NPU_RESULTS", "VNET_ACCEPT_ONNX",
+                 "PYTEST_ADDOPTS"):
         monkeypatch.delenv(name, raising=False)
     return work
 

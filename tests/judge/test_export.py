@@ -31,7 +31,8 @@ def test_invariant_graph_and_outputs_pass():
 
 def test_a_training_form_graph_fails_even_when_a_few_samples_agree():
     c = _judge(_info(True), {4: ALONE[:4]})
-    assert c.verdict == "fail" and c.explanation().startswith("FAIL m.onnx: batch-dependent BN - 24 training-form")
+    assert c.verdict == "fail" and c.explanation().startswith("FAIL m.onnx: batch-dependent BN - max |Δ log-prob| 0 ")
+    assert "24 training-form" in c.explanation() and "fix: export with running statistics" in c.explanation()
 
 
 def test_measured_dependence_fails_an_innocent_looking_graph():

@@ -15,7 +15,7 @@ from vnet_accept.model.vnet import VNet, VNetBatchNorm3d
 def test_recipe_refuses_impossible_settings():
     with pytest.raises(ValueError, match="running_steps"):
         TrainRecipe(steps=10, running_steps=11)
-    with pytest.raises(ValueError, match="steps \(--steps\) and scans \(--scans\)"):
+    with pytest.raises(ValueError, match=r"steps \(--steps\) and scans \(--scans\)"):
         TrainRecipe(steps=0)
     with pytest.raises(ValueError, match="learning_rate"):
         TrainRecipe(learning_rate=0)

@@ -16,7 +16,8 @@ def gate_pytester(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     if not request.config.pluginmanager.has_plugin("pytester"):
         pytest.skip("needs pytest's pytester plugin: run with `-p pytester`, or add \"pytester\" to pytest_plugins "
                     "in the root conftest.py")
-    for name in ("VNET_ACCEPT_SHARED", "VNET_ACCEPT_CACHE", "PYTEST_ADDOPTS"):
+    for name in ("VNET_ACCEPT_SHARED", "VNET_ACCEPT_CACHE", "VNET_ACCEPT_NPU_RESULTS", "VNET_ACCEPT_ONNX",
+                 "PYTEST_ADDOPTS"):
         monkeypatch.delenv(name, raising=False)
     # Hermetic inner sessions: only the gate plugin (named in INNER_ARGS), not every installed pytest11 plugin.
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")

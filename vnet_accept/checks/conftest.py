@@ -7,6 +7,9 @@ CPU time is the budget here (one full 64×80×80 tile costs ~5 s on 2 cores), so
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -65,25 +68,154 @@ def full_tile_input() -> np.ndarray:
     return ct_like_batch(1, TILE_SHAPE, seed=INPUT_SEED + 1)
 
 
+class _ByRunner(dict):
+    """``{"onnxrt": ModeRuns, "torch": ModeRuns}`` computed per runner on first use (with ``--onnx`` the ONNX Runtime
+    runs of the reference exports are not needed)."""
+
+    def __init__(self, make) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, key: str) -> ModeRuns:
+        self[key] = value = self._make(key)
+        return value
+
+
 @pytest.fixture(scope="session")
 def reduced_runs(onnx_export, vnet_model, reduced_inputs):
-    """``reduced_runs(bn_mode) -> {"onnxrt": ModeRuns, "torch": ModeRuns}``, computed once per mode."""
-    cache: dict[str, dict[str, ModeRuns]] = {}
+    """``reduced_runs(bn_mode) -> {"onnxrt": ModeRuns, "torch": ModeRuns}``, each computed once per mode."""
+    cache: dict[str, _ByRunner] = {}
 
-    def get(bn_mode: str) -> dict[str, ModeRuns]:
+    def get(bn_mode: str) -> _ByRunner:
+        assert bn_mode in BN_MODES
         if bn_mode not in cache:
-            assert bn_mode in BN_MODES
-            runners = {"onnxrt": create_runner("ort-cpu", onnx=onnx_export(bn_mode, spatial=None), bn_mode=bn_mode),
-                       "torch": create_runner("torch-cpu", model=vnet_model, bn_mode=bn_mode)}
-            cache[bn_mode] = {}
-            inputs = reduced_inputs(bn_mode)
-            for key, runner in runners.items():
+            def make(key: str) -> ModeRuns:
+                runner = (create_runner("ort-cpu", onnx=onnx_export(bn_mode, spatial=None), bn_mode=bn_mode)
+                          if key == "onnxrt" else create_runner("torch-cpu", model=vnet_model, bn_mode=bn_mode))
+                inputs = reduced_inputs(bn_mode)
                 with runner:
                     runs = ModeRuns(runner.name, runner.describe(), REDUCED_SPATIAL[bn_mode],
                                     run_in_batches(runner, inputs[:ALONE_SAMPLES], 1))
                     for n in INVARIANCE_BATCH_SIZES:
                         runs.batched[n] = run_in_batches(runner, inputs[:n], n)
-                cache[bn_mode][key] = runs
+                return runs
+
+            cache[bn_mode] = _ByRunner(make)
         return cache[bn_mode]
 
     return get
+
+
+# --- the ONNX under test (--onnx FILE, else the reference export) against the checkpoint --------------------------
+
+#: Samples of the ONNX under test's batch: run alone and as one batch (ONNX Runtime), and as one batch in each BN
+#: semantics (PyTorch): 4 at reduced size (a file with dynamic spatial axes, or the reference export's twin). A file
+#: fixed at 64×80×80, as the port's, runs 2 full tiles - 10 tile passes, ~50 s on 2 cores at width 16: enough to
+#: tell batch from instance statistics and to see a batch dependence (the port's export: 1.7e-2 at bs4, SPEC §3).
+SUBMITTED_BATCH = 4
+SUBMITTED_FULL_TILE_BATCH = 2
+
+
+@dataclass
+class OnnxRuns:
+    """ONNX Runtime on the ONNX under test and PyTorch on the checkpoint, on the same ``inputs`` ``(K, 1, D, H, W)``:
+    ``batched`` (ONNX Runtime, the K samples as one batch, ``(K, D, H, W, 2)``); on first use ``torch_batched(mode)``
+    (PyTorch, the same batch in that BN semantics), ``measurement`` (which semantics the file reproduces,
+    :func:`vnet_accept.judge.export.measure_bn_semantics`), ``implemented`` (the semantics its parity is judged in)
+    and ``alone()`` (ONNX Runtime, each sample by itself)."""
+
+    onnx: Any
+    path: Path
+    spatial: tuple[int, int, int]
+    inputs: np.ndarray
+    batched: np.ndarray
+    ort_basis: str
+    model: Any
+    tolerance: Any
+    declared: str
+    _alone: np.ndarray | None = None
+    _torch: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def size(self) -> str:
+        return "x".join(map(str, self.spatial))
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def torch_basis(self) -> str:
+        return f"torch-cpu [fp32] on the checkpoint (width {getattr(self.model, 'width', '?')}), each BN semantics"
+
+    @property
+    def basis(self) -> str:
+        return (f"{self.ort_basis} vs {self.torch_basis}, one batch of {self.batch_size} CT-like samples at "
+                f"{self.size}")
+
+    def torch_batched(self, mode: str) -> np.ndarray:
+        if mode not in self._torch:
+            with create_runner("torch-cpu", model=self.model, bn_mode=mode) as runner:
+                self._torch[mode] = run_in_batches(runner, self.inputs, self.batch_size)
+        return self._torch[mode]
+
+    @cached_property
+    def measurement(self):
+        from vnet_accept.judge.export import measure_bn_semantics
+        from vnet_accept.tolerances import BN_SEMANTICS_MARGIN
+
+        return measure_bn_semantics(self.batched, {mode: self.torch_batched(mode) for mode in BN_MODES},
+                                    self.tolerance, BN_SEMANTICS_MARGIN)
+
+    @cached_property
+    def implemented(self) -> str:
+        from vnet_accept.judge.export import implemented_semantics
+
+        return implemented_semantics(self.onnx.info, self.measurement, self.declared)
+
+    def alone(self) -> np.ndarray:
+        if self._alone is None:
+            with create_runner("ort-cpu", onnx=self.path) as runner:
+                self._alone = run_file(runner, self.inputs, 1, self.onnx)
+        return self._alone
+
+
+def run_file(runner, inputs: np.ndarray, batch_size: int, onnx) -> np.ndarray:
+    """ONNX Runtime on the file under test; a file it cannot run fails the criterion naming the file."""
+    __tracebackhide__ = True
+    try:
+        return run_in_batches(runner, inputs, batch_size, onnx.input_name, onnx.output_name)
+    except Exception as exc:  # noqa: BLE001 - any failure here is the file's, said in one line
+        pytest.fail(f"{onnx.path}: ONNX Runtime cannot run it on {tuple(inputs.shape)} float32 input "
+                    f"{onnx.input_name!r} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                    "export it with the port's contract (actual_input_1 (N,1,64,80,80) -> output1)", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def onnx_runs(onnx_under_test, onnx_export, gate_options, vnet_model, full_tile_input) -> OnnxRuns:
+    """The runs every criterion on the ONNX under test reads (see :class:`OnnxRuns`). A submitted file runs at its
+    own fixed size (or 16×32×32 when its spatial axes are dynamic); without ``--onnx`` the measurement runs the
+    dynamic-shape twin of the reference export (same checkpoint, exporter and BN mode) at 16×16×32, about a second."""
+    from vnet_accept.tolerances import parity_tolerance
+
+    mode = gate_options.bn_mode
+    if onnx_under_test.submitted:
+        path, twin = onnx_under_test.path, ""
+        spatial = onnx_under_test.spatial or REDUCED_SPATIAL["instance"]
+        k = onnx_under_test.batch_dim or (SUBMITTED_FULL_TILE_BATCH if spatial == TILE_SHAPE else SUBMITTED_BATCH)
+    else:
+        path, twin = onnx_export(mode, spatial=None), " (its dynamic-shape twin)"
+        spatial, k = REDUCED_SPATIAL["batch"], SUBMITTED_BATCH
+    inputs = ct_like_batch(k, spatial, seed=INPUT_SEED)
+    if spatial == TILE_SHAPE:
+        inputs[0] = full_tile_input[0]  # the full-tile parity then reads alone()[0]
+    with create_runner("ort-cpu", onnx=path) as runner:
+        batched = run_file(runner, inputs, k, onnx_under_test)
+        ort_basis = f"{runner.describe()} on the {onnx_under_test.label}{twin}"
+    return OnnxRuns(onnx_under_test, Path(path), spatial, inputs, batched, ort_basis, vnet_model,
+                    parity_tolerance(gate_options.parity_atol, gate_options.parity_max_flip_fraction), mode)
+
+
+#: Why a submitted file is not compared with PyTorch without --vnet-weights.
+NO_WEIGHTS = ("the submitted ONNX is compared with the checkpoint it was exported from, and no --vnet-weights was "
+              "given (seeded stand-in weights are not that checkpoint): pass --vnet-weights vnet_model_best.pth.tar")

@@ -89,16 +89,46 @@ def _stop_on_wrong_inputs(om_inputs, gate_record, cid: str, description: str) ->
 
 
 @pytest.fixture(scope="session")
-def om_reference_onnx(npu_evidence, gate_options, onnx_export, uses_real_weights, vnet_checkpoint):
-    """The ONNX the OM is compared with: the one the OMs were converted from (the results folder's ``*.onnx``,
-    or the gate's own export that a live run converted), as ``(path, description)``."""
+def om_reference_onnx(npu_evidence, npu_settings, gate_options, onnx_export, uses_real_weights, vnet_checkpoint):
+    """The ONNX the OM is compared with: the one the OMs were converted from - ``--onnx``, else the results folder's
+    one ``*.onnx`` (``npu_settings.onnx``: two, or one that is not ``--onnx``, stopped the session at start-up), else
+    the gate's own export that a live run converted - as ``(path, description)``."""
+    from vnet_accept.ascend.onnx_choice import file_sha256
+
+    if npu_settings.onnx is not None:
+        source = "--onnx" if gate_options.onnx else "the results folder's ONNX"
+        return npu_settings.onnx, f"{npu_settings.onnx} ({source}, sha256 {file_sha256(npu_settings.onnx)[:12]}…)"
     if npu_evidence.reference_onnx is not None:
         return npu_evidence.reference_onnx, f"{npu_evidence.reference_onnx.name} from the results folder"
     if npu_evidence.kind == "replay" and not uses_real_weights:
-        pytest.skip("the OM is compared with the ONNX it was converted from: put that ONNX in the --npu-results "
-                    "folder, or pass --vnet-weights (the checkpoint it was exported from) so the gate exports it")
+        pytest.skip("the OM is compared with the ONNX it was converted from: pass --onnx FILE (that ONNX), put it in "
+                    "the --npu-results folder, or pass --vnet-weights (the checkpoint it was exported from) so the "
+                    "gate exports it")
     return (onnx_export(gate_options.bn_mode),
-            f"the gate's export (bn_mode={gate_options.bn_mode}) of {vnet_checkpoint.describe()}")
+            f"the gate's export (bn_mode={gate_options.bn_mode}) of {vnet_checkpoint.describe()} (reference export, "
+            "no --onnx given)")
+
+
+def _operator_comparison(root, modules) -> str | None:
+    """What msit/ait ``debug compare``'s per-operator CSV in the results folder says (the first operator below the
+    cosine threshold, and its VNet module), or None without one."""
+    from vnet_accept.ascend.op_compare import find_op_compares, parse_op_compare
+    from vnet_accept.judge.localise import module_of_node
+    from vnet_accept.tolerances import OP_MIN_COSINE
+
+    found = find_op_compares(root)
+    if not found:
+        return None
+    try:
+        comparison = parse_op_compare(found[-1])
+    except DataError as exc:
+        return str(exc)
+    module_of = {}
+    for row in comparison.rows:
+        module = next((m for part in row.onnx_op.split(",") if (m := module_of_node(part.strip(), modules))), None)
+        if module:
+            module_of[row.onnx_op] = module
+    return comparison.describe(OP_MIN_COSINE, module_of)
 
 
 # --- conversion -----------------------------------------------------------------------------------------------------
@@ -188,7 +218,7 @@ def test_om_tiles_in_place(batch_size, npu_evidence, om_inputs, accuracy_runs, a
 
 @pytest.mark.criterion("om.parity", "the OM's outputs equal ONNX Runtime's within the fp16 limits, tile by tile")
 def test_om_parity(batch_size, npu_evidence, om_inputs, om_reference_onnx, accuracy_dataset, npu_settings,
-                   artifact_cache, gate_record):
+                   artifact_cache, vnet_model, gate_record):
     from vnet_accept.ascend.references import graph_bn_mode, reference_groups, reference_outputs
     from vnet_accept.results.layouts import read_output
 
@@ -214,6 +244,7 @@ def test_om_parity(batch_size, npu_evidence, om_inputs, om_reference_onnx, accur
              f"[onnxrt-cpu, fp32, bn_mode={mode or 'unknown'}], {len(reference)} tiles{company}")
     gate_record.record(om.parity({s: read_output(outputs[s]) for s in reference}, reference, labels, batch_size,
                                  tolerance, basis=basis, tiles_asked=npu_settings.parity_tiles,
+                                 operators=_operator_comparison(npu_evidence.root, dict(vnet_model.named_modules())),
                                  reference_bn_mode=mode), ("onnx", onnx))
 
 

@@ -53,10 +53,13 @@ def _export(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     from vnet_accept.export.inspect import inspect_onnx
+    from vnet_accept.export.onnx_file import read_onnx_facts
     from vnet_accept.judge import export
 
     info = inspect_onnx(args.onnx_file)
-    criteria = [export.contract(info, opset=args.opset, basis="vnet-accept inspect")]
+    facts = read_onnx_facts(args.onnx_file)  # weights in a side file, onnx.checker: as the gate's export.contract
+    criteria = [export.contract(info, opset=args.opset, checker_error=facts.checker_error,
+                                external_data=facts.external_data, basis="vnet-accept inspect")]
     if args.bn_mode:
         criteria.append(export.bn_semantics(info, args.bn_mode))
     if args.json:

@@ -21,7 +21,8 @@ DEFAULT_SUITE: tuple[str, ...] = ("--pyargs", "vnet_accept.checks")
 DEFAULT_REPORT_DIR = "gate-report"
 GATE_MARK_EXPRESSION = "not perf"
 #: Short gate spellings of table options (dest -> extra flags); the table stays the one list of options.
-ALIASES: Mapping[str, tuple[str, ...]] = {"vnet_weights": ("--weights",), "luna16_root": ("--luna16",)}
+ALIASES: Mapping[str, tuple[str, ...]] = {"vnet_weights": ("--weights",), "luna16_root": ("--luna16",),
+                                          "prep_info": ("--info",)}
 #: Table options the gate manages itself (``--gate-report`` is the report folder, ``-o``).
 MANAGED = ("gate_report",)
 #: pytest options that cannot be passed after ``--``: the gate sets them, or they produce no verdicts.

@@ -19,6 +19,15 @@ def judged_on(settings: Mapping[str, Any], facts: Mapping[str, Any]) -> list[str
         lines.append(f"checkpoint {w['path']} (sha256 {w['sha256'][:12]}…)")
     else:
         lines.append("seeded stand-in weights (no --weights: not the trained checkpoint)")
+    if facts.get("onnx"):
+        o = facts["onnx"]
+        lines.append(f"ONNX under test {o['path']} (--onnx, sha256 {o['sha256'][:12]}…)")
+    else:
+        lines.append("reference export (no --onnx given: the gate's own export of the checkpoint is judged)")
+    if facts.get("prep_bin"):
+        p = facts["prep_bin"]
+        lines.append(f"the port's tiles in {p['dir']} ({p['files']} .bin files, --prep-bin"
+                     + (f"; info file {p['info']}" if p.get("info") else "") + ")")
     if facts.get("luna16"):
         d = facts["luna16"]
         lines.append(f"LUNA16 at {d['root']} ({' and '.join(d['layouts'])} layout)")

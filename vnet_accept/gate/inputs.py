@@ -87,6 +87,14 @@ def check_inputs(values: Mapping[str, Any], source: Any = None) -> dict[str, Any
             prepare_cache_root(path)
         except CacheDirError as exc:
             raise UsageError(f"{source('vnet_cache_dir')}: {exc}") from None
+    from vnet_accept.plugin.submission import submission_settings_from
+
+    submission = submission_settings_from(dict(values), source)  # the port's files under test
+    if submission.onnx is not None:
+        facts["onnx"] = {"path": str(submission.onnx), "sha256": submission.onnx_sha256}
+    if submission.prep_bin is not None:
+        facts["prep_bin"] = {"dir": str(submission.prep_bin), "files": submission.prep_files,
+                             "info": str(submission.prep_info) if submission.prep_info else None}
     from vnet_accept.plugin.ascend_fixtures import npu_settings_from
 
     try:
@@ -95,6 +103,3 @@ def check_inputs(values: Mapping[str, Any], source: Any = None) -> dict[str, Any
         text = str(exc)
         raise UsageError(text if text.startswith("--") else f"NPU options: {text}") from None
     return facts
-
-
-

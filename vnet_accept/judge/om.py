@@ -270,16 +270,21 @@ def inputs_match(check: Any, *, basis: str, **details: Any) -> Criterion:
 
 
 def parity(om: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], labels: Mapping[str, str],
-           batch_size: int, tolerance: Tolerance, *, basis: str, tiles_asked: int, **details: Any) -> Criterion:
+           batch_size: int, tolerance: Tolerance, *, basis: str, tiles_asked: int, operators: str | None = None,
+           **details: Any) -> Criterion:
     """``om.parity.om_vs_onnx.bs<N>``: every tile's OM output within ``tolerance`` of ONNX Runtime's; swapped tiles
-    are named."""
+    are named. ``operators``: what msit/ait ``debug compare``'s per-operator CSV says (the first operator below
+    :data:`~vnet_accept.tolerances.OP_MIN_COSINE`, :mod:`vnet_accept.ascend.op_compare`), named in a failure's
+    first line."""
     verdict = om_parity(om, reference, labels, batch_size, tolerance)
+    explanation = verdict.explanation()
+    if operators and not verdict.passed:
+        explanation += f" — {operators}"
     return judged(f"om.parity.om_vs_onnx.bs{batch_size}", f"the OM at bs{batch_size} ({OM_DTYPE}) equals ONNX Runtime "
                   f"(fp32) on each of the first {tiles_asked} tiles: {tolerance.describe()}", verdict.passed,
                   measured=verdict.worst.result.red, units="RED (worst tile)", threshold=tolerance.describe(),
-                  basis=basis, reason=verdict.explanation(),
-                  message=verdict.explanation() + "\n" + verdict.worst.result.report(),
-                  **verdict.criterion_details(), **details)
+                  basis=basis, reason=explanation, message=explanation + "\n" + verdict.worst.result.report(),
+                  operators=operators, **verdict.criterion_details(), **details)
 
 
 def batch_invariance(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], batch_size: int, limit: float, *,

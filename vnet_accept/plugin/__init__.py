@@ -19,6 +19,8 @@ pytest_plugins = [
     "vnet_accept.plugin.accuracy_fixtures",
     "vnet_accept.plugin.ascend_fixtures",
     "vnet_accept.plugin.selftest_fixtures",
+    "vnet_accept.plugin.submission",
+    "vnet_accept.plugin.inifile",
 ]
 
 #: Markers with their signature and an example (pytest.ini registers the same names for --strict-markers).
@@ -63,8 +65,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                     "@pytest.mark.criterion('parity.onnxrt_vs_torch', 'description')")
 
 
-_SETTINGS_SHOWN = ("vnet_weights", "luna16_root", "test_uids", "bn_mode", "parity_atol", "parity_max_flip_fraction",
-                   "invariance_atol", "reference_error", "tolerance_pp")
+_SETTINGS_SHOWN = ("vnet_weights", "onnx", "prep_bin", "prep_info", "luna16_root", "test_uids", "bn_mode",
+                   "parity_atol", "parity_max_flip_fraction", "invariance_atol", "reference_error", "tolerance_pp")
 
 
 def _jsonable(value: object) -> object:

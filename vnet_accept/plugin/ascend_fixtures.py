@@ -42,6 +42,9 @@ class NpuSettings:
     om_max_flip_fraction: float
     om_invariance_max_flip_fraction: float
     bn_semantics_margin: float
+    #: The ONNX the OMs are compared with: ``--onnx``, else the one ``*.onnx`` in ``results_dir``
+    #: (:func:`vnet_accept.ascend.onnx_choice.onnx_for_oms`).
+    onnx: Path | None = None
 
 
 def parse_path_list(text: str | None) -> tuple[Path, ...]:
@@ -69,8 +72,11 @@ def npu_settings_from(values: dict) -> NpuSettings:
     absent = [str(p) for p in t4_logs if not p.is_file()]
     if absent:
         raise UsageError(f"--t4-logs: no such file {', '.join(absent)}")
+    from vnet_accept.ascend.onnx_choice import onnx_for_oms
+
+    onnx = onnx_for_oms(results or None, values.get("onnx"))  # one ONNX, never switched silently
     return NpuSettings(
-        results_dir=results or None, batch_sizes=batch_sizes, soc_version=values.get("soc_version"),
+        onnx=onnx, results_dir=results or None, batch_sizes=batch_sizes, soc_version=values.get("soc_version"),
         chips_per_card=values.get("chips_per_card"), device_ids=tuple(values.get("device_ids") or (0,)),
         npu_tool=values["npu_tool"], atc=values.get("atc"), npu_smi=values.get("npu_smi"),
         ais_bench=values.get("ais_bench"), benchmark_tool=values.get("benchmark_tool"), t4_logs=t4_logs,
@@ -200,9 +206,8 @@ def npu_evidence(npu_settings: NpuSettings, ascend_toolset, request: pytest.Fixt
                     "an Ascend host")
     from vnet_accept.ascend.collect import LiveCollector
 
-    options = request.getfixturevalue("gate_options")
     dataset = request.getfixturevalue("accuracy_dataset")
-    onnx = request.getfixturevalue("onnx_export")(options.bn_mode)
+    onnx = request.getfixturevalue("onnx_under_test").path  # --onnx, else the gate's reference export
     collector = LiveCollector(
         tmp_path_factory.mktemp("npu-results"), onnx=onnx, manifest=dataset.manifest,
         soc_version=request.getfixturevalue("npu_soc_version"), atc=ascend_toolset.require("atc"),
