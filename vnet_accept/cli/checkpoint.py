@@ -43,7 +43,7 @@ def _random(args: argparse.Namespace) -> int:
 
 def _recipe_options(parser: argparse.ArgumentParser) -> None:
     from vnet_accept.argtypes import positive_int
-    from vnet_accept.model.train import TrainRecipe
+    from vnet_accept.model.recipe import TrainRecipe  # not model.train: --help must not import torch
 
     default = TrainRecipe()
     fields = (("--width", positive_int, "width", "C", "base channels"),
