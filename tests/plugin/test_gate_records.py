@@ -344,3 +344,59 @@ def test_details_the_report_cannot_read_fail_the_test_that_records_them(gate_pyt
     verdicts = {c["id"]: (c["verdict"], c["reason"]) for c in _report(out)["criteria"]}
     assert all(v == "error" and r.startswith("the check recorded details the report cannot read")
                for v, r in verdicts.values()), verdicts
+
+
+TEMPLATE_SUITE = '''
+import pytest
+
+
+def _size(bn_mode):
+    return {"running": "16x16x16", "batch": "16x16x32"}[bn_mode]
+
+
+@pytest.mark.parametrize("batch_size", [1, 16], ids=["bs1", "bs16"])
+@pytest.mark.criterion("om.atc.bs{batch_size}", "from a parameter")
+def test_param(batch_size):
+    pytest.skip("no NPU")
+
+
+@pytest.mark.criterion("finite.torch-cuda.{bn_mode}", "from a gate option")
+def test_option():
+    pytest.skip("no GPU")
+
+
+@pytest.mark.parametrize("bn_mode", ["running", "batch"])
+@pytest.mark.criterion(lambda bn_mode: f"parity.x.{bn_mode}.bs16_{_size(bn_mode)}", "a callable")
+def test_callable(bn_mode):
+    pytest.skip("not here")
+
+
+@pytest.mark.parametrize("n", [3])
+@pytest.mark.criterion("plain.id", "no field: the parameter id is appended")
+def test_plain(n):
+    pytest.skip("not here")
+'''
+
+
+def test_a_skipped_criterion_keeps_the_id_a_measured_one_has(gate_pytester, run_inner):
+    """The marker's id is a template filled from the parameters (then the gate's options), so ``om.atc.bs16``
+    skipped on a machine without an NPU is ``om.atc.bs16`` in the report, not ``om.atc[bs16]``."""
+    gate_pytester.makepyfile(test_inner=TEMPLATE_SUITE)
+    out = gate_pytester.path / "gate-out"
+    run_inner("--gate-report", str(out), "--bn-mode", "batch").assert_outcomes(skipped=6)
+    assert sorted(_by_id(_report(out))) == ["finite.torch-cuda.batch", "om.atc.bs1", "om.atc.bs16",
+                                             "parity.x.batch.bs16_16x16x32", "parity.x.running.bs16_16x16x16",
+                                             "plain.id[3]"]
+
+
+def test_a_template_naming_an_unknown_field_fails_at_collection(gate_pytester, run_inner):
+    gate_pytester.makepyfile(test_inner='''
+import pytest
+
+@pytest.mark.criterion("om.atc.bs{batchsize}", "typo")
+def test_x():
+    pass
+''')
+    result = run_inner()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_x: the criterion id template needs {batchsize}, which is neither a parameter*"])

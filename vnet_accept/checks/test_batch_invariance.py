@@ -21,7 +21,9 @@ RUNNERS = ("onnxrt", "torch")
 @pytest.mark.parametrize("batch_size", INVARIANCE_BATCH_SIZES)
 @pytest.mark.parametrize("runner", RUNNERS)
 @pytest.mark.parametrize("bn_mode", INVARIANT_MODES)
-@pytest.mark.criterion("batch_invariance", "a sample's output is the same alone and inside a batch")
+@pytest.mark.criterion(
+    "batch_invariance.{runner}.{bn_mode}.bs{batch_size}",
+    "a sample's output is the same alone and inside a batch")
 def test_batch_invariant(bn_mode, runner, batch_size, reduced_runs, gate_options, gate_record):
     runs = reduced_runs(bn_mode)[runner]
     n = min(batch_size, ALONE_SAMPLES)
@@ -35,7 +37,7 @@ def test_batch_invariant(bn_mode, runner, batch_size, reduced_runs, gate_options
 
 @pytest.mark.parametrize("batch_size", INVARIANCE_BATCH_SIZES)
 @pytest.mark.parametrize("runner", RUNNERS)
-@pytest.mark.criterion("batch_dependence_detected", "the gate detects batch-dependent BN")
+@pytest.mark.criterion("batch_dependence_detected.{runner}.bs{batch_size}", "the gate detects batch-dependent BN")
 def test_batch_mode_dependence_is_detected(runner, batch_size, reduced_runs, gate_options, gate_record):
     runs = reduced_runs("batch")[runner]
     n = min(batch_size, ALONE_SAMPLES)

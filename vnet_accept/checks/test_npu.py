@@ -103,7 +103,7 @@ def om_reference_onnx(npu_evidence, gate_options, onnx_export, uses_real_weights
 
 # --- conversion -----------------------------------------------------------------------------------------------------
 
-@pytest.mark.criterion("om.atc", "ATC converts the ONNX into an OM at this batch size")
+@pytest.mark.criterion("om.atc.bs{batch_size}", "ATC converts the ONNX into an OM at this batch size")
 def test_atc_conversion(batch_size, npu_evidence, gate_record):
     record = npu_evidence.atc(batch_size)
     if record is None:
@@ -139,7 +139,9 @@ def _om_report_of(accuracy_runs, om_inputs, batch, labels):
     return report_of
 
 
-@pytest.mark.criterion("accuracy.error_rate.om", "the OM's pooled error rate is within the accuracy rule")
+@pytest.mark.criterion(
+    "accuracy.error_rate.om_bs{batch_size}",
+    "the OM's pooled error rate is within the accuracy rule")
 def test_om_error_rate(batch_size, npu_evidence, om_inputs, accuracy_runs, accuracy_dataset, accuracy_reference,
                        accuracy_artifact_dir, uses_real_weights, gate_record):
     from vnet_accept.results.postprocess import save_volume_npz
@@ -168,7 +170,7 @@ def test_om_error_rate(batch_size, npu_evidence, om_inputs, accuracy_runs, accur
     gate_record.record(c, *artifacts)
 
 
-@pytest.mark.criterion("om.tiles_in_place", "every OM output file holds its own tile's output")
+@pytest.mark.criterion("om.tiles_in_place.bs{batch_size}", "every OM output file holds its own tile's output")
 def test_om_tiles_in_place(batch_size, npu_evidence, om_inputs, accuracy_runs, accuracy_dataset, uses_real_weights,
                            gate_record):
     """All tiles, no reference run: an output that fits another tile's mask far better than its own sits under
@@ -186,7 +188,9 @@ def test_om_tiles_in_place(batch_size, npu_evidence, om_inputs, accuracy_runs, a
 
 # --- OM vs ONNX, tile by tile ----------------------------------------------------------------------------------------
 
-@pytest.mark.criterion("om.parity", "the OM's outputs equal ONNX Runtime's within the fp16 limits, tile by tile")
+@pytest.mark.criterion(
+    "om.parity.om_vs_onnx.bs{batch_size}",
+    "the OM's outputs equal ONNX Runtime's within the fp16 limits, tile by tile")
 def test_om_parity(batch_size, npu_evidence, om_inputs, om_reference_onnx, accuracy_dataset, npu_settings,
                    artifact_cache, gate_record):
     from vnet_accept.ascend.references import graph_bn_mode, reference_groups, reference_outputs
@@ -219,7 +223,9 @@ def test_om_parity(batch_size, npu_evidence, om_inputs, om_reference_onnx, accur
 
 # --- OM batch invariance ---------------------------------------------------------------------------------------------
 
-@pytest.mark.criterion("om.batch_invariance", "the OM gives every tile the same labels at bs1 and bs<N>")
+@pytest.mark.criterion(
+    "om.batch_invariance.bs1_vs_bs{larger_batch_size}",
+    "the OM gives every tile the same labels at bs1 and bs<N>")
 def test_om_batch_invariance(larger_batch_size, npu_evidence, om_inputs, accuracy_dataset, npu_settings,
                              gate_record):
     from vnet_accept.results.layouts import map_output
@@ -304,7 +310,7 @@ def perf_judgement(npu_evidence, npu_settings, npu_card, t4_thresholds):
                       required=[bs for bs in AUTHORITATIVE_BATCH_SIZES if bs in npu_settings.batch_sizes])
 
 
-@pytest.mark.criterion("perf.throughput", "the card's fps beats the T4's at this batch size")
+@pytest.mark.criterion("perf.throughput.bs{batch_size}", "the card's fps beats the T4's at this batch size")
 def test_throughput(batch_size, perf_judgement, gate_record):
     gate_record.record(perf_judgement.throughput_criterion(batch_size))
 

@@ -24,7 +24,7 @@ def _tolerance(gate_options):
 
 
 @pytest.mark.parametrize("bn_mode", BN_MODES)
-@pytest.mark.criterion("parity.onnxrt_vs_torch.full_tile", "ONNX Runtime output equals PyTorch's for one "
+@pytest.mark.criterion("parity.onnxrt_vs_torch.{bn_mode}.bs1_64x80x80", "ONNX Runtime output equals PyTorch's for one "
                        "64×80×80 tile at batch 1, same BN mode")
 def test_parity_full_tile(bn_mode, gate_options, onnx_export, vnet_model, full_tile_input, gate_record):
     is_artifact = bn_mode == gate_options.bn_mode
@@ -43,8 +43,9 @@ def test_parity_full_tile(bn_mode, gate_options, onnx_export, vnet_model, full_t
 
 
 @pytest.mark.parametrize("bn_mode", BN_MODES)
-@pytest.mark.criterion("parity.onnxrt_vs_torch.batch16", "ONNX Runtime equals PyTorch for a batch of 16 at "
-                       "reduced size, same BN mode")
+@pytest.mark.criterion(
+    lambda bn_mode: f"parity.onnxrt_vs_torch.{bn_mode}.bs{PARITY_BATCH}_{size_label(bn_mode)}",
+    "ONNX Runtime equals PyTorch for a batch of 16 at reduced size, same BN mode")
 def test_parity_batch16_reduced(bn_mode, gate_options, reduced_runs, gate_record):
     runs = reduced_runs(bn_mode)
     size = size_label(bn_mode, "×")

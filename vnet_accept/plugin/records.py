@@ -108,12 +108,52 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _criterion_from_marker(item: pytest.Item, marker: pytest.Mark) -> Criterion:
-    cid = marker.args[0] if marker.args else marker.kwargs.get("id", item.name)
     description = marker.args[1] if len(marker.args) > 1 else marker.kwargs.get("description", "")
+    return Criterion(id=criterion_id(item, marker), description=description, test=item.nodeid)
+
+
+def criterion_id(item: pytest.Item, marker: pytest.Mark | None = None) -> str:
+    """The id a marked test records when it stops before recording (a skip, a crash), spelled as the measured
+    one is, so a criterion keeps its id between a machine that measures it and one that cannot.
+
+    The marker's id is a template: ``{name}`` fields are filled from the test's parameters, then from the gate's
+    options of that name (``"om.atc.bs{batch_size}"``, ``"finite.torch-cuda-{dtype}.{bn_mode}"``); a callable
+    is called with those names as keyword arguments. A parametrised test whose id has no field gets
+    ``[<parameter id>]`` appended, so its criteria stay distinct."""
+    marker = marker or item.get_closest_marker("criterion")
+    template = marker.args[0] if marker.args else marker.kwargs.get("id", item.name)
     callspec = getattr(item, "callspec", None)
-    if callspec is not None:
-        cid = f"{cid}[{callspec.id}]"
-    return Criterion(id=cid, description=description, test=item.nodeid)
+    names = template_fields(template)
+    if not names:
+        return f"{template}[{callspec.id}]" if callspec is not None else str(template)
+    values = {name: _field_value(item, name) for name in names}
+    return template(**values) if callable(template) else template.format_map(values)
+
+
+def template_fields(template: Any) -> list[str]:
+    """The names a criterion id template needs: its ``{fields}``, or a callable's parameters."""
+    if callable(template):
+        import inspect
+
+        return list(inspect.signature(template).parameters)
+    import string
+
+    return [field.split(".")[0].split("[")[0] for _, field, _, _ in string.Formatter().parse(str(template))
+            if field]
+
+
+def _field_value(item: pytest.Item, name: str) -> Any:
+    """A template field's value: the test's parameter of that name, else the gate's option (``bn_mode``)."""
+    from vnet_accept.options import OPTIONS_BY_DEST
+    from vnet_accept.plugin.options import get_option
+
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if name in params:
+        return params[name]
+    if name in OPTIONS_BY_DEST:
+        return get_option(item.config, name)
+    raise pytest.UsageError(f"{item.nodeid}: the criterion id template needs {{{name}}}, which is neither a parameter "
+                            "of the test nor a gate option")
 
 
 def _outcome_reason(report: pytest.TestReport) -> str:
