@@ -21,8 +21,8 @@ class Probe:
             self.rows.append([item.nodeid, criterion_id(item, marker) if marker else None])
 
 probe = Probe()
-code = pytest.main(["--pyargs", "vnet_accept.checks", "--collect-only", "-q", "-m", "not perf", "-p", "no:cacheprovider",
-                    "-o", "addopts="], plugins=[probe])
+code = pytest.main(["--pyargs", "vnet_accept.checks", "--collect-only", "-q", "-m", "not perf",
+                    "-p", "no:cacheprovider", "-o", "addopts="], plugins=[probe])
 print("PROBE " + json.dumps({"code": int(code), "rows": probe.rows}))
 """
 

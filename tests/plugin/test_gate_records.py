@@ -166,8 +166,28 @@ def test_report_provenance_and_settings(inner_run):
     assert settings["vnet_weights"] is None
 
 
-def test_terminal_summary_lists_every_criterion_the_overall_verdict_and_the_report_path(inner_run):
+def test_terminal_summary_is_one_line_per_family_each_skip_reason_once(inner_run):
+    """Without -v: one line per family, each failure's headline under it, each distinct skip reason once with the
+    criteria it covers, and the verdict on the port (never a bare PASS: these are stand-in weights)."""
     _, result, _ = inner_run
+    result.stdout.fnmatch_lines([
+        "*= vnet-accept gate criteria =*",
+        "FAIL  demo: 2 passed, 2 failed, 1 errored, 2 not judged [1, 2]",
+        "      ERROR demo.error: not measured — the test stopped before measuring: *export crashed*",
+        "      FAIL  demo.fail: 6.10496 fps (threshold > 10.31899) — slower than the T4",
+        "      FAIL  demo.late_fail: 1 — ok; test failed afterwards: *",
+        "not judged, each reason once (every criterion's line: pytest -v, or gate-report.md):",
+        "  [1] needs --npu-results (1 criterion: demo.recorder_skip)",
+        "  [2] no NPU on this host (1 criterion: demo.skip)",
+        "gate: FAIL — 2 of 7 criteria passed, 2 failed, 1 errored, 2 not judged",
+        "gate report: *gate-out*gate-report.json",
+    ])
+    result.stdout.no_fnmatch_line("PASS  demo.pass*")
+
+
+def test_terminal_summary_lists_every_criterion_with_v(gate_pytester, run_inner):
+    gate_pytester.makepyfile(test_inner=INNER_SUITE)
+    result = run_inner("--gate-report", str(gate_pytester.path / "gate-out"), "-v")
     result.stdout.fnmatch_lines([
         "*= vnet-accept gate criteria =*",
         "PASS  demo.artifact: 1",
@@ -177,7 +197,7 @@ def test_terminal_summary_lists_every_criterion_the_overall_verdict_and_the_repo
         "PASS  demo.pass: 0.0625 |Δ| (threshold <= 0.1) — within the limit",
         "SKIP  demo.recorder_skip: not measured — needs --npu-results",
         "SKIP  demo.skip: not measured — no NPU on this host",
-        "gate: FAIL (2 pass, 2 fail, 2 skip, 1 error)",
+        "gate: FAIL — 2 of 7 criteria passed, 2 failed, 1 errored, 2 not judged",
         "gate report: *gate-out*gate-report.json",
     ])
 
@@ -191,7 +211,9 @@ def test_without_gate_report_nothing_is_written_but_the_summary_is_shown(gate_py
     """)
     result = run_inner()
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*vnet-accept gate criteria*", "PASS  demo.one: 2", "gate: PASS (1 pass)"])
+    result.stdout.fnmatch_lines(["*vnet-accept gate criteria*", "PASS  demo: 1 passed",
+                                 "gate: NOT READY TO FILE — 1 of 1 criterion passed, none failed, 0 not judged; the "
+                                 "port was not gated: the checkpoint is a seeded stand-in*"])
     result.stdout.no_fnmatch_line("gate report:*")
     assert list(gate_pytester.path.rglob(REPORT_JSON)) == []
 

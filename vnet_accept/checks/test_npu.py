@@ -55,8 +55,10 @@ def _results(evidence, bs: int, gate_record, cid: str, description: str):
     except (DataError, ToolError) as exc:
         absent = isinstance(exc, DataError) and str(exc).startswith(f"no bs{bs} results")
         required = not (absent and evidence.kind == "replay" and bs not in AUTHORITATIVE_BATCH_SIZES)
+        first = str(exc).splitlines()[0]
         gate_record.record(judged(cid, description, False if required else None, basis=evidence.describe(),
-                                  reason=str(exc).splitlines()[0] if required else str(exc), message=str(exc)))
+                                  reason=f"required, not measured: {first}" if required else str(exc),
+                                  message=f"FAIL required, not measured: {exc}" if required else str(exc)))
 
 
 @pytest.fixture(scope="session")

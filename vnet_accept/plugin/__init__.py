@@ -68,8 +68,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             criterion_id(item, marker)  # a template naming an unknown field fails here, not when the test skips
 
 
-_SETTINGS_SHOWN = ("vnet_weights", "luna16_root", "test_uids", "bn_mode", "parity_atol", "parity_max_flip_fraction",
-                   "invariance_atol", "reference_error", "tolerance_pp")
+_SETTINGS_SHOWN = ("vnet_weights", "luna16_root", "test_uids", "npu_results", "shared_dir", "bn_mode", "parity_atol",
+                   "parity_max_flip_fraction", "invariance_atol", "reference_error", "tolerance_pp")
 
 
 def _jsonable(value: object) -> object:

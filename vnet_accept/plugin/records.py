@@ -17,7 +17,7 @@ import pytest
 
 from vnet_accept.io_utils import sha256_file
 from vnet_accept.judge.criterion import Criterion, judged
-from vnet_accept.report.record import build_report, detail_problems, provenance, summarise, write_report
+from vnet_accept.report.record import build_report, detail_problems, provenance, write_report
 
 PROPERTY = "vnet_accept_criterion"
 records_key = pytest.StashKey[list]()  # per item: Criterion objects not yet shipped
@@ -191,7 +191,7 @@ class GateReportPlugin:
         self.config.stash[report_path_key] = self.report_path
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        lines = terminal_lines(self.config)
+        lines = terminal_lines(self.config, self.settings)
         if not lines:
             return
         terminalreporter.section("vnet-accept gate criteria")
@@ -209,12 +209,53 @@ def collected_criteria(config: pytest.Config) -> list[Criterion]:
     return list(by_id.values())
 
 
-def terminal_lines(config: pytest.Config) -> list[str]:
+def terminal_lines(config: pytest.Config, settings: dict[str, Any] | None = None) -> list[str]:
+    """The "vnet-accept gate criteria" section: one line per family (every criterion with ``-v``), each failure's
+    headline, each skip reason once with the criteria it covers, and the verdict on the port."""
+    from vnet_accept.report.readiness import readiness
+
     criteria = sorted(collected_criteria(config), key=lambda c: c.id)
     if not criteria:
         return []
-    s = summarise(criteria)
-    lines = [c.headline() for c in criteria]
-    counts = ", ".join(f"{n} {v}" for v, n in s["counts"].items() if n)
-    lines.append(f"gate: {s['overall'].upper()} ({counts})")
+    dicts = [c.to_dict() for c in criteria]
+    if _verbosity(config) >= 1:
+        lines = [c.headline() for c in criteria]
+    else:
+        lines = family_lines(criteria)
+    lines.append(f"gate: {readiness(dicts, settings).summary()}")
     return lines
+
+
+def family_lines(criteria: list[Criterion]) -> list[str]:
+    """One line per family (``PASS  parity: 6 passed``), the headline of each failed or errored criterion under
+    its family, then every distinct skip reason once, numbered, with the criteria it covers."""
+    from vnet_accept.report.families import by_family, label_of
+
+    reasons: dict[str, list[str]] = {}
+    for c in criteria:
+        if c.verdict == "skip":
+            reasons.setdefault(c.reason or "no reason given", []).append(c.id)
+    number = {reason: i for i, reason in enumerate(reasons, 1)}
+    lines = []
+    for family, members in by_family([c.to_dict() for c in criteria]):
+        counts = {v: sum(m["verdict"] == v for m in members) for v in ("pass", "fail", "error", "skip")}
+        word = "FAIL" if counts["fail"] else "ERROR" if counts["error"] else "PASS" if counts["pass"] else "SKIP"
+        parts = [f"{counts[v]} {w}" for v, w in (("pass", "passed"), ("fail", "failed"), ("error", "errored"))
+                 if counts[v]]
+        if counts["skip"]:
+            refs = sorted({number[m.get("reason") or "no reason given"] for m in members if m["verdict"] == "skip"})
+            parts.append(f"{counts['skip']} not judged [{', '.join(map(str, refs))}]")
+        lines.append(f"{word:5} {label_of(family)}: {', '.join(parts)}")
+        lines += ["      " + Criterion.from_dict(m).headline() for m in members if m["verdict"] in ("fail", "error")]
+    if reasons:
+        lines.append("not judged, each reason once (every criterion's line: pytest -v, or gate-report.md):")
+        for reason, ids in reasons.items():
+            shown = ", ".join(ids[:3]) + (f", … ({len(ids) - 3} more)" if len(ids) > 3 else "")
+            lines.append(f"  [{number[reason]}] {reason} ({len(ids)} criteri{'a' if len(ids) != 1 else 'on'}: "
+                         f"{shown})")
+    return lines
+
+
+def _verbosity(config: pytest.Config) -> int:
+    get = getattr(config, "get_verbosity", None)
+    return get() if callable(get) else int(getattr(config.option, "verbose", 0) or 0)

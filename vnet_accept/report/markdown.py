@@ -408,10 +408,10 @@ def _figure_lines(figures: Mapping[str, Any], name: str, title: str) -> list[str
 
 
 def header_section(report: Mapping[str, Any], statuses: Sequence[Status]) -> list[str]:
-    summary = report.get("summary") or {}
-    counts = summary.get("counts") or {}
+    from vnet_accept.report.readiness import REQUIRED_TEXT, readiness
+
     gate = report.get("gate") or {}
-    overall = str(summary.get("overall", "no verdict")).upper()
+    ready = readiness(report.get("criteria", []), report.get("settings") or {})
     lines = ["# VNet PyTorch → ONNX → Ascend OM: vnet-accept gate report", ""]
     if report.get("complete") is False:
         why = gate.get("explanation") or "the run did not finish"
@@ -419,12 +419,15 @@ def header_section(report: Mapping[str, Any], statuses: Sequence[Status]) -> lis
                   "not file this report.", ""]
     elif report.get("complete") is None:
         lines += ["> Written from a plain `pytest --gate-report` run, not finalised by `vnet-accept gate`.", ""]
-    total = summary.get("criteria", len(report.get("criteria", [])))
-    parts = [f"{counts.get(k, 0)} {label}" for k, label in
-             (("pass", "passed"), ("fail", "failed"), ("error", "errored"), ("skip", "not judged (skipped)"))
-             if counts.get(k)]
     exit_text = f" Exit status {gate['exit_code']}." if "exit_code" in gate else ""
-    lines += [f"**Verdict: {overall}** — {total} criteria: {', '.join(parts) or 'none'}.{exit_text}", ""]
+    lines += [f"**Verdict: {ready.headline}** — {ready.counts_text()}.{exit_text}", ""]
+    if ready.verdict == "not gated":
+        lines += ["The port was **not gated**, so this report cannot be filed: every criterion judged here passed, "
+                  "but", "", *[f"- {why};" for why in ready.reasons], "",
+                  f"A report is ready to file when the trained checkpoint is judged and so are {REQUIRED_TEXT}.",
+                  ""]
+    elif ready.verdict == "ready":
+        lines += [f"Gated: the trained checkpoint was judged, and so were {REQUIRED_TEXT}.", ""]
     if gate.get("tests_deselected"):
         ran = gate.get("tests_selected")
         lines += [f"Selection: {ran} test{'s' if ran != 1 else ''} selected, {gate['tests_deselected']} deselected "
