@@ -49,8 +49,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("--luna16-root", "LUNA16 root (raw lung_ct_image/ or subset0..9/ plus seg-lungs-LUNA16/, or "
            "normalized_lung_ct/ plus normalized_lung_mask/); without it, the synthetic dataset is used", "DIR"),
     Option("--test-uids", "test-split UID list, one series UID per line", "FILE"),
-    Option("--shared-dir", "the project's shared reference folder (SPEC, reference transcripts, real LUNA16 "
-           "masks); tests that need it skip without it", "DIR", env="VNET_ACCEPT_SHARED"),
+    Option("--shared-dir", "the project's shared reference folder (the port's reference transcripts, "
+           "real LUNA16 masks); tests that need it skip without it", "DIR", env="VNET_ACCEPT_SHARED"),
     # Model semantics and parity
     Option("--bn-mode", "batch-norm semantics of the exported model and the PyTorch reference: "
            + ", ".join(BN_MODES), "MODE", choice(*BN_MODES), "running"),

@@ -137,7 +137,8 @@ def accuracy_section(report: Mapping[str, Any], figures: Mapping[str, Any]) -> l
     lines = ["## Accuracy", "",
              f"Rule in force: |error − {ref.published_error_pct:g} %| ≤ {ref.tolerance_pp:g} percentage point "
              f"(`--reference-error`, `--tolerance-pp`). Error rate = voxels whose arg-max class differs from the "
-             "lung mask / all voxels of all kept 64×80×80 tiles, pooled over the test split (SPEC §6). The "
+             "lung mask / all voxels of all kept 64×80×80 tiles (tiles whose mask is empty are not evaluated), "
+             "pooled over the test split. The "
              "relative and point-accuracy views are shown so nobody has to guess the unit of \"within 1 %\".", ""]
     header = ("source", "error rate", "incorrect / total voxels", f"Δ vs {ref.published_error_pct:g} % (pp)",
               "relative change", f"point accuracy (published {100 - ref.published_error_pct:.3f} %)",
@@ -162,7 +163,7 @@ def accuracy_section(report: Mapping[str, Any], figures: Mapping[str, Any]) -> l
                      "not run: no accuracy criterion in this run (the accuracy checks are deselected, e.g. by "
                      "`-m`/`-k`, or not installed in this version)", DASH])
     port = ref.views(PORT_310_ERROR_PCT)
-    rows.append(["reference port, Ascend 310 (SPEC §6; not measured here)", f"{PORT_310_ERROR_PCT:.4f} %",
+    rows.append(["reference port, Ascend 310 (published; not measured here)", f"{PORT_310_ERROR_PCT:.4f} %",
                  f"{PORT_310_INCORRECT:,} / {PORT_310_TOTAL:,}", num(port["abs_diff_pp"], "+.4f"),
                  num(port["relative_change_pct"], "+.1f", " %"), num(port["point_accuracy_pct"], ".4f", " %"),
                  DASH, "1072 / 134", "reference", "the port's published bs1/bs16 result"])
@@ -182,7 +183,7 @@ def performance_section(report: Mapping[str, Any], figures: Mapping[str, Any],
     throughput = sorted((c for c in crits if _segments(c["id"])[:2] == ["perf", "throughput"]),
                         key=lambda c: batch_of(c) or 0)
     lines = ["## Performance", "",
-             "Rule (SPEC §7): card fps > T4 fps at every batch size (bs1 and bs16 authoritative). Card fps = "
+             "Rule: card fps > T4 fps at every batch size (bs1 and bs16 authoritative). Card fps = "
              "per-chip throughput × chips per card (Ascend 310: 4 chips; 310P: 1); the NPU tools measure one chip. "
              "Placement by the lower card/T4 ratio at bs1 and bs16: < 1.0 Research, 1.0–1.2 Official, > 1.2 "
              "Benchmark (\"Perfect\").", ""]
@@ -216,7 +217,7 @@ def performance_section(report: Mapping[str, Any], figures: Mapping[str, Any],
         lines.append(f"Recorded tier criterion `{tier['id']}`: {num(tier.get('measured'))} — "
                      f"{verdict_text(tier, True)}.")
     port = ", ".join(f"bs{bs} {fps:g} → {4 * fps:.2f}" for bs, fps in PORT_310_CHIP_FPS.items())
-    lines += ["", f"For comparison (SPEC §7, not measured here): the reference port's 310 figures per chip → card: "
+    lines += ["", f"For comparison (published, not measured here): the reference port's 310 figures per chip → card: "
               f"{port} fps.", ""]
     lines += _figure_lines(figures, "fps_per_batch", "Card fps per batch size against the T4 thresholds")
     return lines
