@@ -25,7 +25,7 @@ from vnet_accept.reference import (
     AccuracyReference,
 )
 from vnet_accept.report.modelzoo import MODELZOO_FILE, Status, format_modelzoo_level
-from vnet_accept.report.notjudged import NotJudgedGroup
+from vnet_accept.report.notjudged import NotJudgedGroup, short_reason
 
 REPORT_MD = "gate-report.md"
 DASH = "—"
@@ -78,12 +78,19 @@ def short_value(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+#: Key of a criterion's copy (made by :func:`render_markdown`) holding its skip reason's number in "What was not
+#: judged and why": a table cell says "not judged [n]" and the reason is written out once, there.
+REASON_REF = "_reason_ref"
+
+
 def verdict_text(c: Mapping[str, Any], with_reason: bool = False) -> str:
     v = c.get("verdict", "error")
     word = {"pass": "**PASS**", "fail": "**FAIL**", "skip": "skipped", "error": "**ERROR**"}.get(v, v)
     reason = c.get("reason") or ""
+    if v == "skip" and c.get(REASON_REF):
+        return f"not judged [{c[REASON_REF]}]: {short_reason(reason)}"
     if v == "skip":
-        return f"skipped: {reason}" if reason else "skipped"
+        return f"not judged: {reason}" if reason else "not judged"
     if with_reason and reason and v in ("fail", "error"):
         return f"{word}: {reason}"
     return word
@@ -310,10 +317,21 @@ def modelzoo_section(statuses: Sequence[Status]) -> list[str]:
             "measured failure — see below what was missing.", ""]
 
 
+def reason_numbers(groups: Sequence[NotJudgedGroup]) -> dict[str, int]:
+    """Each distinct skip reason's number, in the order "What was not judged and why" lists them."""
+    numbers: dict[str, int] = {}
+    for g in groups:
+        for reason in g.reasons:
+            numbers.setdefault(reason, len(numbers) + 1)
+    return numbers
+
+
 def not_judged_section(groups: Sequence[NotJudgedGroup], absent_families: Sequence[str]) -> list[str]:
     lines = ["## What was not judged and why", ""]
     if not groups and not absent_families:
         return lines + ["Every criterion of this run was judged.", ""]
+    numbers = reason_numbers(groups)
+    lines += ["Each reason once, numbered as the tables above refer to it (\"not judged [n]\").", ""]
     for g in groups:
         n = len(g.criteria)
         lines += [f"### Missing: {g.missing.label} — {n} criteri{'a' if n != 1 else 'on'}", "",
@@ -321,7 +339,7 @@ def not_judged_section(groups: Sequence[NotJudgedGroup], absent_families: Sequen
         for reason in g.reasons:
             ids = [c["id"] for c in g.criteria if (c.get("reason") or "no reason given") == reason]
             shown = ", ".join(f"`{i}`" for i in ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
-            lines.append(f"- {reason} ({shown})")
+            lines.append(f"- [{numbers[reason]}] {reason} ({shown})")
         lines.append("")
     if absent_families:
         lines += ["### Families with no criterion in this run", ""]
@@ -459,6 +477,10 @@ def render_markdown(report: Mapping[str, Any], statuses: Sequence[Status], group
                     figures: Mapping[str, Any], absent_families: Sequence[str] = ()) -> str:
     """The whole ``gate-report.md``. ``figures``: name -> ``{"file": "x.png"}`` or ``{"reason": "..."}``."""
     perf = next((s for s in statuses if s.key == "PerfStatus"), None)
+    numbers = reason_numbers(groups)
+    report = {**report, "criteria": [  # copies whose skip cells refer to the reason listed once, at the end
+        {**c, REASON_REF: numbers.get(c.get("reason") or "no reason given")} if c.get("verdict") == "skip" else c
+        for c in report.get("criteria", [])]}
     lines = [*header_section(report, statuses),
              *accuracy_section(report, figures),
              *performance_section(report, figures, perf),

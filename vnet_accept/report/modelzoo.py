@@ -95,10 +95,13 @@ def _ids(criteria: Iterable[Mapping[str, Any]], limit: int = 3) -> str:
 
 
 def _skip_reasons(criteria: Iterable[Mapping[str, Any]], limit: int = 2) -> str:
+    """The first clause of each distinct skip reason (the whole reason is in the report's "not judged" list)."""
+    from vnet_accept.report.notjudged import short_reason
+
     reasons: dict[str, None] = {}
     for c in criteria:
         if c.get("verdict") == "skip" and c.get("reason"):
-            reasons.setdefault(c["reason"], None)
+            reasons.setdefault(short_reason(c["reason"]), None)
     listed = list(reasons)[:limit]
     return "; ".join(listed) if listed else ""
 

@@ -67,6 +67,12 @@ MISSING_BY_KEY: Mapping[str, Missing] = {m.key: m for m in MISSING}
 OTHER = Missing("other", "other reasons", "see each reason below", re.compile(r"(?!)"))
 
 
+def short_reason(reason: str, limit: int = 90) -> str:
+    """The first clause of a reason (up to ``limit`` characters), for a place that refers to the full one."""
+    head = re.split(r"(?<=[^\d]);|: (?=[a-z])", reason, maxsplit=1)[0].strip()
+    return head if len(head) <= limit else head[:limit - 1].rstrip() + "…"
+
+
 def provided(settings: Mapping[str, Any] | None) -> set[str]:
     """The :data:`MISSING` keys the run's settings provide (their option was given)."""
     settings = settings or {}
