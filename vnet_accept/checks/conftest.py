@@ -1,7 +1,7 @@
 """Shared, session-cached runs for the parity and batch-invariance checks.
 
-CPU time is the budget here (one full 64×80×80 tile costs ~5 s on 2 cores), so every sample is run once per
-(runner, BN mode, batching) and the parity and invariance checks read the same arrays.
+CPU time is the budget here (one full 64×80×80 tile costs 1.5-2 s on 2 quiet cores), so every sample is run once
+per (runner, BN mode, batching) and the parity and invariance checks read the same arrays.
 """
 
 from __future__ import annotations
@@ -66,24 +66,36 @@ def full_tile_input() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def reduced_runs(onnx_export, vnet_model, reduced_inputs):
-    """``reduced_runs(bn_mode) -> {"onnxrt": ModeRuns, "torch": ModeRuns}``, computed once per mode."""
+def reduced_runs(onnx_export, vnet_model, reduced_inputs, pytestconfig):
+    """``reduced_runs(bn_mode) -> {"onnxrt": ModeRuns, "torch": ModeRuns}``, computed once per mode, with a progress
+    line (samples done per runner, the elapsed time while a batch computes)."""
+    from vnet_accept.plugin.progress import progress
+
     cache: dict[str, dict[str, ModeRuns]] = {}
+    per_runner = ALONE_SAMPLES + sum(INVARIANCE_BATCH_SIZES)
 
     def get(bn_mode: str) -> dict[str, ModeRuns]:
         if bn_mode not in cache:
             assert bn_mode in BN_MODES
-            runners = {"onnxrt": create_runner("ort-cpu", onnx=onnx_export(bn_mode, spatial=None), bn_mode=bn_mode),
-                       "torch": create_runner("torch-cpu", model=vnet_model, bn_mode=bn_mode)}
-            cache[bn_mode] = {}
             inputs = reduced_inputs(bn_mode)
-            for key, runner in runners.items():
-                with runner:
-                    runs = ModeRuns(runner.name, runner.describe(), REDUCED_SPATIAL[bn_mode],
-                                    run_in_batches(runner, inputs[:ALONE_SAMPLES], 1))
-                    for n in INVARIANCE_BATCH_SIZES:
-                        runs.batched[n] = run_in_batches(runner, inputs[:n], n)
-                cache[bn_mode][key] = runs
+            with progress(pytestconfig, f"parity and batch-invariance runs, bn_mode={bn_mode}, {size_label(bn_mode)}",
+                          total=2 * per_runner, unit="sample") as bar:
+                with bar.running(f"the dynamic-shape ONNX export (bn_mode={bn_mode})"):
+                    onnx = onnx_export(bn_mode, spatial=None)
+                runners = {"onnxrt": create_runner("ort-cpu", onnx=onnx, bn_mode=bn_mode),
+                           "torch": create_runner("torch-cpu", model=vnet_model, bn_mode=bn_mode)}
+                cache[bn_mode] = {}
+                for key, runner in runners.items():
+                    with runner:
+                        with bar.running(f"{runner.name}: {ALONE_SAMPLES} samples one at a time"):
+                            runs = ModeRuns(runner.name, runner.describe(), REDUCED_SPATIAL[bn_mode],
+                                            run_in_batches(runner, inputs[:ALONE_SAMPLES], 1))
+                        bar.update(ALONE_SAMPLES)
+                        for n in INVARIANCE_BATCH_SIZES:
+                            with bar.running(f"{runner.name}: a batch of {n}"):
+                                runs.batched[n] = run_in_batches(runner, inputs[:n], n)
+                            bar.update(n)
+                    cache[bn_mode][key] = runs
         return cache[bn_mode]
 
     return get

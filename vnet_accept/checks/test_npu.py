@@ -190,12 +190,23 @@ def test_om_tiles_in_place(batch_size, npu_evidence, om_inputs, accuracy_runs, a
 
 # --- OM vs ONNX, tile by tile ----------------------------------------------------------------------------------------
 
+def _references(config, description: str, onnx, manifest, groups, cache) -> dict:
+    """:func:`~vnet_accept.ascend.references.reference_outputs` with a progress line (tiles done, and the elapsed
+    time while ONNX Runtime computes a tile: seconds each on a CPU)."""
+    from vnet_accept.ascend.references import reference_outputs
+    from vnet_accept.plugin.progress import progress
+
+    with progress(config, description, total=sum(len(g) for g in groups), unit="tile") as bar, \
+            bar.running("ONNX Runtime (CPU, fp32)"):
+        return reference_outputs(onnx, manifest, groups, cache, progress=lambda n: bar.update(n))
+
+
 @pytest.mark.criterion(
     "om.parity.om_vs_onnx.bs{batch_size}",
     "the OM's outputs equal ONNX Runtime's within the fp16 limits, tile by tile")
 def test_om_parity(batch_size, npu_evidence, om_inputs, om_reference_onnx, accuracy_dataset, npu_settings,
-                   artifact_cache, gate_record):
-    from vnet_accept.ascend.references import graph_bn_mode, reference_groups, reference_outputs
+                   artifact_cache, gate_record, pytestconfig):
+    from vnet_accept.ascend.references import graph_bn_mode, reference_groups
     from vnet_accept.results.layouts import read_output
 
     cid = f"om.parity.om_vs_onnx.bs{batch_size}"
@@ -214,7 +225,8 @@ def test_om_parity(batch_size, npu_evidence, om_inputs, om_reference_onnx, accur
         gate_record.record(judged(cid, description, False, threshold=tolerance.describe(), reason=(
             f"no tile of bs{batch_size} lies in a complete batch of {batch.plan.source}; a batch-statistics ONNX has "
             "no reference for a padded batch")))
-    reference = reference_outputs(onnx, accuracy_dataset.manifest, groups, artifact_cache)
+    reference = _references(pytestconfig, f"om.parity bs{batch_size}: ONNX Runtime references", onnx,
+                            accuracy_dataset.manifest, groups, artifact_cache)
     company = (f"; ONNX Runtime ran the OM's batches ({batch.plan.source})" if mode == "batch" else "")
     basis = (f"OM bs{batch_size} [{OM_DTYPE}, npu, {npu_evidence.kind}] vs {onnx_description} "
              f"[onnxrt-cpu, fp32, bn_mode={mode or 'unknown'}], {len(reference)} tiles{company}")
@@ -252,8 +264,8 @@ def test_om_batch_invariance(larger_batch_size, npu_evidence, om_inputs, accurac
 
 @pytest.mark.criterion("om.bn_semantics", "the OM's outputs are clearly closest to one BN semantics")
 def test_om_bn_semantics(npu_evidence, om_inputs, npu_settings, onnx_export, vnet_checkpoint, accuracy_dataset,
-                         artifact_cache, uses_real_weights, gate_record):
-    from vnet_accept.ascend.references import reference_groups, reference_outputs
+                         artifact_cache, uses_real_weights, gate_record, pytestconfig):
+    from vnet_accept.ascend.references import reference_groups
     from vnet_accept.results.layouts import read_output
 
     margin = npu_settings.bn_semantics_margin
@@ -283,7 +295,8 @@ def test_om_bn_semantics(npu_evidence, om_inputs, npu_settings, onnx_export, vne
     references = {}
     for mode in BN_CANDIDATES:
         groups = reference_groups(stems, mode, batch.plan)
-        computed = reference_outputs(onnx_export(mode), accuracy_dataset.manifest, groups, artifact_cache)
+        computed = _references(pytestconfig, f"om.bn_semantics: ONNX Runtime references, bn_mode={mode}",
+                               onnx_export(mode), accuracy_dataset.manifest, groups, artifact_cache)
         references[mode] = np.stack([computed[s] for s in stems])
     assumed = " (batch composition assumed)" if batch.plan.assumed else ""
     basis = (f"OM bs{bs} [{OM_DTYPE}, npu, {npu_evidence.kind}] on one batch of {len(stems)} tiles "

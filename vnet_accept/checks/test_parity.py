@@ -26,15 +26,24 @@ def _tolerance(gate_options):
 @pytest.mark.parametrize("bn_mode", BN_MODES)
 @pytest.mark.criterion("parity.onnxrt_vs_torch.{bn_mode}.bs1_64x80x80", "ONNX Runtime output equals PyTorch's for one "
                        "64×80×80 tile at batch 1, same BN mode")
-def test_parity_full_tile(bn_mode, gate_options, onnx_export, vnet_model, full_tile_input, gate_record):
+def test_parity_full_tile(bn_mode, gate_options, onnx_export, vnet_model, full_tile_input, gate_record,
+                          pytestconfig):
+    from vnet_accept.plugin.progress import progress
+
     is_artifact = bn_mode == gate_options.bn_mode
-    onnx_path = onnx_export(bn_mode, spatial=TILE_SHAPE if is_artifact else None)
     feed = {ONNX_INPUT_NAME: full_tile_input}
-    with create_runner("ort-cpu", onnx=onnx_path, bn_mode=bn_mode) as ort_runner, \
-            create_runner("torch-cpu", model=vnet_model, bn_mode=bn_mode) as torch_runner:
-        obtained = ort_runner.infer(feed)[ONNX_OUTPUT_NAME]
-        expected = torch_runner.infer(feed)[ONNX_OUTPUT_NAME]
-        basis = f"{ort_runner.describe()} vs {torch_runner.describe()}, bs1, 64×80×80, CT-like seeded input"
+    with progress(pytestconfig, f"parity, one 64×80×80 tile, bn_mode={bn_mode}", total=2, unit="runner") as bar:
+        with bar.running("the ONNX export"):
+            onnx_path = onnx_export(bn_mode, spatial=TILE_SHAPE if is_artifact else None)
+        with create_runner("ort-cpu", onnx=onnx_path, bn_mode=bn_mode) as ort_runner, \
+                create_runner("torch-cpu", model=vnet_model, bn_mode=bn_mode) as torch_runner:
+            with bar.running(ort_runner.name):
+                obtained = ort_runner.infer(feed)[ONNX_OUTPUT_NAME]
+            bar.update()
+            with bar.running(torch_runner.name):
+                expected = torch_runner.infer(feed)[ONNX_OUTPUT_NAME]
+            bar.update()
+            basis = f"{ort_runner.describe()} vs {torch_runner.describe()}, bs1, 64×80×80, CT-like seeded input"
     kind = "the exported artifact (fixed 64×80×80)" if is_artifact else "dynamic-shape export"
     gate_record.record(parity.parity(
         f"parity.onnxrt_vs_torch.{bn_mode}.bs1_64x80x80", f"ONNX Runtime ({kind}) equals PyTorch, bn_mode={bn_mode}, "

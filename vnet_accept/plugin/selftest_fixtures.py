@@ -62,7 +62,8 @@ def selftest_chain(pytestconfig: pytest.Config, artifact_cache: Any, tmp_path_fa
         label, total = (f"self-test: clean chain (the shipped weights are for another recipe: trains a width-"
                         f"{SELFTEST_RECIPE.width} VNet for {SELFTEST_RECIPE.steps} steps unless cached)",
                         SELFTEST_RECIPE.steps)
-    with progress(pytestconfig, label, total=total, unit="step" if total else "") as bar:
+    with progress(pytestconfig, label, total=total, unit="step" if total else "") as bar, \
+            bar.running("data, exports, ONNX Runtime and PyTorch over its tiles"):
         return build_clean_chain(artifact_cache, tmp_path_factory.mktemp("selftest-chain"),
                                  progress=lambda step, total, loss: bar.update(detail=f"loss {loss:.3f}"))
 
