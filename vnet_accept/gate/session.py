@@ -40,6 +40,11 @@ class GateSession:
     tests_run: set[str] = field(default_factory=set)  # tests that passed, failed or skipped
     tests_with_criterion: set[str] = field(default_factory=set)
 
+    def pytest_configure(self, config: Any) -> None:
+        from vnet_accept.plugin.records import published_by_caller_key
+
+        config.stash[published_by_caller_key] = True  # the verdict block names the published report
+
     @pytest.hookimpl(tryfirst=True)  # before the session starts: nothing has run yet
     def pytest_cmdline_main(self, config: Any) -> Any:
         from vnet_accept.options import OPTIONS

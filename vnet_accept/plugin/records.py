@@ -24,6 +24,9 @@ records_key = pytest.StashKey[list]()  # per item: Criterion objects not yet shi
 recorded_key = pytest.StashKey[bool]()  # per item: something was shipped already
 session_key = pytest.StashKey[list]()  # on the controller: every Criterion of the session
 report_path_key = pytest.StashKey[Path]()
+#: Set by a caller that publishes the report itself afterwards (``vnet-accept gate`` writes into a staging folder
+#: and names the final one in its verdict block): the criteria section does not print the staging path.
+published_by_caller_key = pytest.StashKey[bool]()
 
 
 class GateRecorder:
@@ -197,7 +200,7 @@ class GateReportPlugin:
         terminalreporter.section("vnet-accept gate criteria")
         for line in lines:
             terminalreporter.write_line(line)
-        if self.report_path is not None:
+        if self.report_path is not None and not self.config.stash.get(published_by_caller_key, False):
             terminalreporter.write_line(f"gate report: {self.report_path}")
 
 
