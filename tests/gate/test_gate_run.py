@@ -44,7 +44,7 @@ def test_default_run_writes_the_whole_report(gate_cli, report_dir, gate_workdir)
     assert report["readiness"]["verdict"] == "not gated" and report["readiness"]["gated"] is False
     assert any(line.startswith("  an Ascend NPU") and "--npu-results" in line for line in tail)
     assert any(str(report_dir / "gate-report.md") in line for line in tail)
-    assert ".staging-" not in out  # the criteria section does not name the staging folder, which is renamed
+    assert "gate report: " not in out  # the criteria section does not name the staging folder, which is renamed
     assert not [p for p in gate_workdir.iterdir() if ".staging-" in p.name or p.name.endswith(".incomplete")]
     # `vnet-accept report` renders the same folder again from its JSON.
     from vnet_accept.cli import main
