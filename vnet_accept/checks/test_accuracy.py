@@ -80,7 +80,8 @@ def test_pooled_counts_are_the_sums(accuracy_runs, accuracy_dataset, gate_record
     gate_record.record(judged(
         "accuracy.consistency.pooled_counts", "the pooled counts equal the sum of the per-volume counts, the per-tile "
         "counts and the reassembled volumes' counts", not problems, measured=len(problems), units="problems",
-        threshold="0", basis=report.source, problems=problems,
+        threshold="0", basis=f"{accuracy_runs.chain().basis} over {accuracy_dataset.describe()} ({report.source})",
+        problems=problems,
         reason="; ".join(problems) or f"{r.incorrect}/{r.total} over {r.volumes} volumes and {r.tiles} tiles"))
 
 

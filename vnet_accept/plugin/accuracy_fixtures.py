@@ -50,7 +50,9 @@ class AccuracyDataset:
 
     def describe(self) -> str:
         kind = "synthetic LUNA16-like dataset" if self.synthetic else "LUNA16"
-        return f"{kind}, {len(self.manifest)} tiles of {len(self.manifest.uids)} scans ({self.uids.describe()})"
+        # The synthetic dataset's UID file lies deep in the artifact cache: its path says nothing to a reader.
+        uids = "its own UID list" if self.synthetic else self.uids.describe()
+        return f"{kind}, {len(self.manifest)} tiles of {len(self.manifest.uids)} scans ({uids})"
 
     def check_entries(self) -> list:
         """The first scan's tiles (at most :data:`CHECK_TILES`)."""

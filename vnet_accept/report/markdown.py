@@ -441,8 +441,9 @@ def header_section(report: Mapping[str, Any], statuses: Sequence[Status]) -> lis
     exit_text = f" Exit status {gate['exit_code']}." if "exit_code" in gate else ""
     lines += [f"**Verdict: {ready.headline}** — {ready.counts_text()}.{exit_text}", ""]
     if ready.verdict == "not gated":
+        reasons = [f"- {why}{';' if i < len(ready.reasons) - 1 else '.'}" for i, why in enumerate(ready.reasons)]
         lines += ["The port was **not gated**, so this report cannot be filed: every criterion judged here passed, "
-                  "but", "", *[f"- {why};" for why in ready.reasons], "",
+                  "but", "", *reasons, "",
                   f"A report is ready to file when the trained checkpoint is judged and so are {REQUIRED_TEXT}.",
                   ""]
     elif ready.verdict == "ready":
@@ -455,7 +456,8 @@ def header_section(report: Mapping[str, Any], statuses: Sequence[Status]) -> lis
     if judged_on:
         lines += ["Judged on: " + "; ".join(judged_on) + ".", ""]
     lines.append("`modelzoo_level.txt`: " + ", ".join(
-        f"`{s.line()}`" + ("" if s.judged else " (not judged)") for s in statuses) + ".")
+        f"`{s.line()}`" + ("" if s.judged else " (not judged)") for s in statuses)
+        + (" — not gated: nothing was demonstrated about the port." if ready.verdict == "not gated" else "."))
     bad = [c for c in report.get("criteria", []) if c.get("verdict") in ("fail", "error")]
     if bad:
         lines += ["", "Why it failed:", ""]
