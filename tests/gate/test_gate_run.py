@@ -85,7 +85,7 @@ def test_a_gated_run_is_the_only_pass(gate_cli, report_dir, tmp_path, no_figures
     assert "not gated: the checkpoint is a seeded stand-in" in out
     assert "**Verdict: NOT READY TO FILE**" in (report_dir / "gate-report.md").read_text()
     assert (report_dir / "modelzoo_level.txt").read_text() == "FuncStatus:NOK\nPrecisionStatus:NOK\nPerfStatus:NOK\n"
-    assert all(not s["judged"] and s["reason"].startswith("not gated:") for s in _report(report_dir)["modelzoo"])
+    assert all(not s["judged"] and s["reason"].startswith("not gated (") for s in _report(report_dir)["modelzoo"])
 
 
 def test_failing_configuration_exits_1_and_says_why(gate_cli, report_dir, no_figures):

@@ -213,9 +213,9 @@ def modelzoo_statuses(criteria: Sequence[Mapping[str, Any]],
     ready = readiness(criteria, settings)
     if ready.verdict != "not gated":
         return statuses
-    why = "not gated: " + "; ".join(ready.reasons)
-    return [Status(s.key, "NOK", False, f"{why} (the criteria alone give {s.value}: {s.reason})", s.criteria)
-            for s in statuses]
+    why = "stand-in weights" if ready.standin else f"{len(ready.required_not_judged)} required criteria not judged"
+    return [Status(s.key, "NOK", False, f"not gated ({why}; see the verdict); the criteria alone give {s.value}: "
+                   f"{s.reason}", s.criteria) for s in statuses]
 
 
 def format_modelzoo_level(statuses: Iterable[Status]) -> str:
