@@ -69,7 +69,14 @@ def test_a_not_judged_hint_never_asks_for_an_option_that_was_given(build):
     groups = not_judged([c], {"npu_results": "res/"})
     assert [g.missing.key for g in groups] == ["luna16"] and "--npu-results" not in groups[0].missing.provide
     everything = {"npu_results": "res/", "luna16_root": "/data", "vnet_weights": "w.pth.tar"}
-    assert [g.missing.key for g in not_judged([c], everything)] == ["other"]
+    group = not_judged([c], everything)[0]  # both given: the input lacks something, the reason says what
+    assert group.missing.key == "npu-incomplete" and "given (--npu-results)" in group.missing.label
+    chips = build.criterion("perf.tier", "skip",
+                            reason="chips per card unknown: pass --soc-version or --chips-per-card")
+    group = not_judged([chips], {"npu_results": "res/"})[0]
+    from vnet_accept.report.notjudged import summary_line
+
+    assert "--npu-results DIR" not in summary_line(group) and "chips per card unknown" in summary_line(group)
 
 
 def test_the_error_rate_hint_asks_only_for_what_is_missing():

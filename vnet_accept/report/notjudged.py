@@ -86,13 +86,28 @@ def classify(reason: str, needs: str | None = None, given: Iterable[str] = ()) -
     if needs and needs in MISSING_BY_KEY and needs not in given:
         return MISSING_BY_KEY[needs]
     best: tuple[int, int, Missing] | None = None
+    best_given: tuple[int, int, Missing] | None = None
     for rank, missing in enumerate(MISSING):
-        if missing.key in given:
-            continue
         m = missing.pattern.search(reason or "")
-        if m and (best is None or (m.start(), rank) < best[:2]):
+        if not m:
+            continue
+        if missing.key in given:
+            if best_given is None or (m.start(), rank) < best_given[:2]:
+                best_given = (m.start(), rank, missing)
+        elif best is None or (m.start(), rank) < best[:2]:
             best = (m.start(), rank, missing)
-    return best[2] if best else OTHER
+    if best is not None:
+        return best[2]
+    if best_given is not None:  # about what was given: its input lacks something, which the reason names
+        return given_but_incomplete(best_given[2])
+    return OTHER
+
+
+def given_but_incomplete(missing: Missing) -> Missing:
+    """The group of skips about an input that was given but lacks something (the reasons say what)."""
+    options = ", ".join("--" + dest.replace("_", "-") for dest in missing.given_by)
+    return Missing(f"{missing.key}-incomplete", f"{missing.label}: given ({options}), but something it needs is "
+                   "missing", "see each reason: it names what the input lacks", re.compile(r"(?!)"), missing.given_by)
 
 
 @dataclass
@@ -126,7 +141,7 @@ def not_judged(criteria: Iterable[Mapping[str, Any]], settings: Mapping[str, Any
         missing = classify(c.get("reason", ""), details.get("needs") if isinstance(details, Mapping) else None,
                            given)
         groups.setdefault(missing.key, NotJudgedGroup(missing)).criteria.append(dict(c))
-    order = [m.key for m in MISSING] + [OTHER.key]
+    order = [k for m in MISSING for k in (m.key, f"{m.key}-incomplete")] + [OTHER.key]
     return [groups[k] for k in order if k in groups]
 
 
@@ -136,7 +151,7 @@ def summary_line(group: NotJudgedGroup, width: int = 4) -> str:
     shown = ", ".join(ids[:width]) + (f", … ({len(ids) - width} more)" if len(ids) > width else "")
     n = len(ids)
     provide = group.missing.provide
-    if group.missing is OTHER:  # no general hint: the reason itself says what is missing
+    if group.missing is OTHER or group.missing.key.endswith("-incomplete"):  # the reason itself says what
         reasons = group.reasons
         provide = reasons[0] + (f" (and {len(reasons) - 1} other reasons)" if len(reasons) > 1 else "")
     return f"{group.missing.label}: {n} criteri{'a' if n != 1 else 'on'} ({shown}) — {provide}"
