@@ -190,7 +190,7 @@ class Progress:
         if self.total:
             done = f"{self.count}/{self.total}{unit}"
         else:
-            done = f"{self.count}{unit}" if self.count or final else ""
+            done = f"{self.count}{unit}" if self.count else ""  # a step without counts shows its time only
         timing = format_duration(elapsed)
         if self.count and elapsed > 0:
             rate = self.count / elapsed
