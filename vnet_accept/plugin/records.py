@@ -194,13 +194,14 @@ class GateReportPlugin:
         self.config.stash[report_path_key] = self.report_path
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        lines = terminal_lines(self.config, self.settings)
+        gate_run = self.config.stash.get(published_by_caller_key, False)  # its verdict block says the verdict
+        lines = terminal_lines(self.config, self.settings, verdict_line=not gate_run)
         if not lines:
             return
         terminalreporter.section("vnet-accept gate criteria")
         for line in lines:
             terminalreporter.write_line(line)
-        if self.report_path is not None and not self.config.stash.get(published_by_caller_key, False):
+        if self.report_path is not None and not gate_run:
             terminalreporter.write_line(f"gate report: {self.report_path}")
 
 
@@ -212,9 +213,11 @@ def collected_criteria(config: pytest.Config) -> list[Criterion]:
     return list(by_id.values())
 
 
-def terminal_lines(config: pytest.Config, settings: dict[str, Any] | None = None) -> list[str]:
+def terminal_lines(config: pytest.Config, settings: dict[str, Any] | None = None,
+                   verdict_line: bool = True) -> list[str]:
     """The "vnet-accept gate criteria" section: one line per family (every criterion with ``-v``), each failure's
-    headline, each skip reason once with the criteria it covers, and the verdict on the port."""
+    headline, each skip reason once with the criteria it covers, and the verdict on the port (not in a gate run,
+    whose verdict block follows)."""
     from vnet_accept.report.readiness import readiness
 
     criteria = sorted(collected_criteria(config), key=lambda c: c.id)
@@ -225,7 +228,8 @@ def terminal_lines(config: pytest.Config, settings: dict[str, Any] | None = None
         lines = [c.headline() for c in criteria]
     else:
         lines = family_lines(criteria)
-    lines.append(f"gate: {readiness(dicts, settings).summary()}")
+    if verdict_line:
+        lines.append(f"gate: {readiness(dicts, settings).summary()}")
     return lines
 
 
