@@ -59,8 +59,8 @@ OPTIONS: tuple[Option, ...] = (
            "normalised CT of --luna16-root for the --test-uids split", "DIR"),
     Option("--prep-info", "the port's info file for --prep-bin (gen_dataset_info.py's vnet_prep_bin.info): its "
            "order decides which tiles share a batch; `vnet-accept gate --info FILE` is the same", "FILE"),
-    Option("--shared-dir", "the project's shared reference folder (SPEC, reference transcripts, real LUNA16 "
-           "masks); tests that need it skip without it", "DIR", env="VNET_ACCEPT_SHARED"),
+    Option("--shared-dir", "the project's shared reference folder (the port's reference transcripts, "
+           "real LUNA16 masks); tests that need it skip without it", "DIR", env="VNET_ACCEPT_SHARED"),
     # Model semantics and parity
     Option("--bn-mode", "batch-norm semantics of the exported model and the PyTorch reference: "
            + ", ".join(BN_MODES), "MODE", choice(*BN_MODES), "running"),
@@ -83,7 +83,8 @@ OPTIONS: tuple[Option, ...] = (
            "default: the pytest cache", "DIR", env="VNET_ACCEPT_CACHE"),
     # Synthetic dataset (used when --luna16-root is not given)
     Option("--synthetic-scans", "number of scans in the synthetic LUNA16-like dataset that stands in when "
-           "--luna16-root is not given", "N", positive_int, 4),
+           "--luna16-root is not given (8 tiles each; the default 2 fill one batch of 16; every 4th scan is "
+           "abdominal, with tiles skipped for an empty mask)", "N", positive_int, 2),
     Option("--synthetic-seed", "seed of the synthetic LUNA16-like dataset (an integer >= 0)", "S", int, 0),
     # Ascend NPU and throughput (issue 5; fixtures in vnet_accept.plugin.ascend_fixtures)
     Option("--npu-results", "folder of results and logs copied from an Ascend host (OM outputs, perf files, "

@@ -16,7 +16,10 @@ SKIPPED = {"pass": 0, "fail": 0, "skip": 4, "error": 0}
 
 CASES = [
     # pytest exit, counts, keywords, (gate exit, complete, has_report), text
-    (0, OK, {}, (0, True, True), "every applicable criterion passed; 2 not judged"),
+    (0, OK, {}, (0, True, True), "every applicable criterion passed; the port is ready to file (2 not judged"),
+    # Stand-in weights or a required criterion not judged: exit 0 (what was judged passed), never "ready".
+    (0, OK, {"gated": False}, (0, True, True), "every criterion judged here passed, but the port was not gated: "
+                                               "not ready to file (2 not judged"),
     (1, FAILED, {}, (1, True, True), "1 criterion failed"),
     (0, FAILED, {}, (1, True, True), "1 criterion failed"),  # a criterion failed without failing its test
     (0, ERRORED, {}, (1, True, True), "1 criterion failed"),
@@ -90,3 +93,14 @@ def test_paths_inside_the_report_folder_are_written_relative_to_it(tmp_path):
     assert written["details"]["worst_volume"]["npz"] == "x_worst.npz"
     assert written["artifacts"] == {"worst_volume": {"path": "x_worst.npz", "sha256": "ab"},
                                     "onnx": {"path": str(outside), "sha256": "cd"}}
+
+
+def test_the_gate_run_lists_only_failures_and_errors_in_pytests_short_summary(tmp_path):
+    """Skip reasons are printed once, in the criteria section; an ini's -ra would repeat each (``-rfE`` comes after
+    the ini's addopts, and before the user's own arguments, which still win)."""
+    from vnet_accept.gate.cmdline import build_pytest_args
+
+    parser = argparse.ArgumentParser()
+    add_gate_arguments(parser)
+    args = build_pytest_args(parser.parse_args(["--", "-ra"]), tmp_path)
+    assert "-rfE" in args and args.index("-rfE") < args.index("-ra")

@@ -105,6 +105,6 @@ def test_one_broken_figure_costs_only_itself(gate_cli, report_dir, monkeypatch):
     assert report["render_errors"] == [{"file": "parity_margins.png",
                                         "error": "AttributeError: 'str' object has no attribute 'get'"}]
     md = (report_dir / "gate-report.md").read_text()
-    assert "**Verdict: PASS**" in md and "`parity_margins.png`: AttributeError" in md
+    assert "**Verdict: NOT READY TO FILE**" in md and "`parity_margins.png`: AttributeError" in md
     assert "parity_margins.png could not be rendered" in err
     assert not (report_dir / "parity_margins.png").exists()

@@ -24,18 +24,28 @@ def test_default_run_writes_the_whole_report(gate_cli, report_dir, gate_workdir)
     assert report["settings"]["tolerance_pp"] == 1.0 and report["settings"]["batch_sizes"] == [1, 4, 8, 16, 32]
     assert "seeded stand-in weights" in report["gate"]["judged_on"][0]
     md = (report_dir / "gate-report.md").read_text()
-    assert "**Verdict: PASS**" in md and "| `onnxrt` | 0.5646 % |" in md and "| 2e-06 |" in md
+    # Stand-in weights and no OM results: what was judged passed (exit 0), but the port was not gated.
+    assert "**Verdict: NOT READY TO FILE** — 2 of 3 criteria passed, none failed, 1 not judged" in md
+    assert "The port was **not gated**" in md and "seeded stand-in" in md
+    assert "| `onnxrt` | 0.5646 % |" in md and "| 2e-06 |" in md
     assert "![Measured difference against each threshold](parity_margins.png)" in md
     assert (report_dir / "modelzoo_level.txt").read_text() == "FuncStatus:NOK\nPrecisionStatus:NOK\nPerfStatus:NOK\n"
     suite = ET.parse(report_dir / "junit.xml").getroot().find("testsuite")
     assert int(suite.get("tests")) == 3 and int(suite.get("skipped")) == 1
     # The terminal ends with the verdict block.
     lines = out.rstrip().splitlines()
-    start = max(i for i, line in enumerate(lines) if " vnet-accept gate: PASS " in line)
+    start = max(i for i, line in enumerate(lines) if " vnet-accept gate: NOT READY TO FILE " in line)
     tail = lines[start:]
-    assert len(tail) <= 12 and tail[-1] == "=" * len(tail[0]), tail
+    assert len(tail) <= 14 and tail[-1] == "=" * len(tail[0]), tail
+    assert tail[1] == "2 of 3 criteria passed, none failed, 1 not judged"
+    assert tail[2].startswith("not gated: the checkpoint is a seeded stand-in")
+    assert any(line.startswith("exit 0: every criterion judged here passed, but the port was not gated")
+               for line in tail)
+    assert report["readiness"]["verdict"] == "not gated" and report["readiness"]["gated"] is False
     assert any(line.startswith("  an Ascend NPU") and "--npu-results" in line for line in tail)
     assert any(str(report_dir / "gate-report.md") in line for line in tail)
+    assert "gate report: " not in out  # the criteria section does not name the staging folder, which is renamed
+    assert not [ln for ln in out.splitlines() if ln.startswith("gate: ")]  # the block below says the verdict
     assert not [p for p in gate_workdir.iterdir() if ".staging-" in p.name or p.name.endswith(".incomplete")]
     # `vnet-accept report` renders the same folder again from its JSON.
     from vnet_accept.cli import main
@@ -44,6 +54,39 @@ def test_default_run_writes_the_whole_report(gate_cli, report_dir, gate_workdir)
     (report_dir / "gate-report.md").unlink()
     assert main(["report", str(report_dir)]) == 0
     assert (report_dir / "gate-report.md").read_text() == md_before
+
+
+GATED_SUITE = '''
+from vnet_accept.judge.criterion import judged
+from vnet_accept.report.readiness import REQUIRED_CRITERIA
+
+
+def test_required(gate_record):
+    for cid in REQUIRED_CRITERIA:
+        gate_record.record(judged(cid, "a required criterion", True, measured=1.0))
+'''
+
+
+def test_a_gated_run_is_the_only_pass(gate_cli, report_dir, tmp_path, no_figures):
+    """PASS, ready to file: the contributor's weights and every required criterion judged; the headline, the
+    Markdown and modelzoo_level.txt agree."""
+    from vnet_accept.model.checkpoint import write_random_checkpoint
+
+    weights = write_random_checkpoint(tmp_path / "w.pth.tar", seed=0, width=2)
+    code, out, err = gate_cli("--weights", str(weights), suite=GATED_SUITE)
+    assert code == 0, out + err
+    assert "vnet-accept gate: PASS " in out and "the port is ready to file" in out and "not gated" not in out
+    report = _report(report_dir)
+    assert report["readiness"]["verdict"] == "ready" and report["readiness"]["gated"] is True
+    md = (report_dir / "gate-report.md").read_text()
+    assert "**Verdict: PASS** — 6 of 6 criteria passed, none failed, 0 not judged." in md and "Gated:" in md
+    # The same run without --weights is not gated: NOT READY TO FILE everywhere, NOK in modelzoo_level.txt.
+    code, out, err = gate_cli(suite=GATED_SUITE)
+    assert code == 0 and "vnet-accept gate: NOT READY TO FILE " in out
+    assert "not gated: the checkpoint is a seeded stand-in" in out
+    assert "**Verdict: NOT READY TO FILE**" in (report_dir / "gate-report.md").read_text()
+    assert (report_dir / "modelzoo_level.txt").read_text() == "FuncStatus:NOK\nPrecisionStatus:NOK\nPerfStatus:NOK\n"
+    assert all(not s["judged"] and s["reason"].startswith("not gated (") for s in _report(report_dir)["modelzoo"])
 
 
 def test_failing_configuration_exits_1_and_says_why(gate_cli, report_dir, no_figures):
@@ -133,7 +176,7 @@ def test_a_report_folder_that_cannot_be_written_keeps_the_previous_one(gate_cli,
     monkeypatch.setattr("vnet_accept.report.publish.format_modelzoo_level", disk_full)
     code, out, err = gate_cli()
     assert code == 2 and "writing the report failed (OSError: [Errno 28] No space left on device)" in err
-    assert "vnet-accept gate: PASS" in out  # the verdict is still said
+    assert "vnet-accept gate: NOT READY TO FILE" in out  # the verdict is still said
     assert {p.name: p.read_bytes() for p in report_dir.iterdir()} == before
     partial = gate_workdir / "gate-report.incomplete"
     assert (partial / "INCOMPLETE").exists() and "No space left" in (partial / "render-error.txt").read_text()

@@ -157,3 +157,20 @@ def test_perf_without_a_figure_has_no_verdict():
     required = throughput([], reference_t4_thresholds(), soc_version="Ascend310", batch_sizes=(1, 16), required=(1, 16))
     tier = required.tier_criterion()
     assert tier.verdict == "fail" and tier.reason.startswith("required and not measured")
+
+
+def test_an_om_closest_to_batch_statistics_is_not_a_pass_it_is_batch_dependent():
+    """An identification does not pass a batch-dependent OM: ``batch`` is the port's defect, and the message says
+    what it means for the labels."""
+    from vnet_accept.judge.om import bn_semantics_criterion
+
+    rng = np.random.default_rng(7)
+    refs = _refs(rng)
+    om = refs["batch"].astype(np.float16).astype(np.float32)
+    finding = bn_semantics(om, refs, batch_size=2)
+    assert finding.clear and finding.closest == "batch" and finding.batch_dependent and not finding.passed
+    assert finding.explanation().startswith("FAIL the OM is BATCH-DEPENDENT")
+    c = bn_semantics_criterion(om, refs, 2, 2.0, finding.tolerance, basis="test")
+    assert c.verdict == "fail" and c.measured == "batch (batch-dependent)"
+    running = bn_semantics_criterion(refs["running"], refs, 2, 2.0, finding.tolerance, basis="test")
+    assert running.verdict == "pass" and running.measured == "running"

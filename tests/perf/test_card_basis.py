@@ -78,3 +78,16 @@ def test_a_slow_card_fails_on_the_numbers():
 def test_without_the_soc_or_chips_nothing_is_judged():
     c = throughput(PORT, reference_t4_thresholds(), soc_version=None).throughput_criterion(1)
     assert c.verdict == "skip" and "neither the SoC nor chips per card" in c.reason
+
+
+def test_a_required_batch_size_without_a_figure_fails_as_required_not_measured():
+    """bs1/bs16 decide the tier: missing from the NPU's figures it is a failure saying so; bs8 is only a skip."""
+    figures = [m for m in PORT if m.batch_size != 16]
+    result = throughput(figures, reference_t4_thresholds(), soc_version="Ascend310", batch_sizes=[1, 8, 16],
+                        required=[1, 16])
+    c = result.throughput_criterion(16)
+    assert c.verdict == "fail" and c.reason.startswith("required, not measured: no NPU figure for bs16")
+    figures = [m for m in PORT if m.batch_size != 8]
+    c = throughput(figures, reference_t4_thresholds(), soc_version="Ascend310", batch_sizes=[1, 8, 16],
+                   required=[1, 16]).throughput_criterion(8)
+    assert c.verdict == "skip"

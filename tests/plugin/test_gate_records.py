@@ -166,8 +166,28 @@ def test_report_provenance_and_settings(inner_run):
     assert settings["vnet_weights"] is None
 
 
-def test_terminal_summary_lists_every_criterion_the_overall_verdict_and_the_report_path(inner_run):
+def test_terminal_summary_is_one_line_per_family_each_skip_reason_once(inner_run):
+    """Without -v: one line per family, each failure's headline under it, each distinct skip reason once with the
+    criteria it covers, and the verdict on the port (never a bare PASS: these are stand-in weights)."""
     _, result, _ = inner_run
+    result.stdout.fnmatch_lines([
+        "*= vnet-accept gate criteria =*",
+        "FAIL  demo: 2 passed, 2 failed, 1 errored, 2 not judged [1, 2]",
+        "      ERROR demo.error: not measured — the test stopped before measuring: *export crashed*",
+        "      FAIL  demo.fail: 6.10496 fps (threshold > 10.31899) — slower than the T4",
+        "      FAIL  demo.late_fail: 1 — ok; test failed afterwards: *",
+        "not judged, each reason once (every criterion's line: pytest -v, or gate-report.md):",
+        "  [1] needs --npu-results (1 criterion: demo.recorder_skip)",
+        "  [2] no NPU on this host (1 criterion: demo.skip)",
+        "gate: FAIL — 2 of 7 criteria passed, 2 failed, 1 errored, 2 not judged",
+        "gate report: *gate-out*gate-report.json",
+    ])
+    result.stdout.no_fnmatch_line("PASS  demo.pass*")
+
+
+def test_terminal_summary_lists_every_criterion_with_v(gate_pytester, run_inner):
+    gate_pytester.makepyfile(test_inner=INNER_SUITE)
+    result = run_inner("--gate-report", str(gate_pytester.path / "gate-out"), "-v")
     result.stdout.fnmatch_lines([
         "*= vnet-accept gate criteria =*",
         "PASS  demo.artifact: 1",
@@ -177,7 +197,7 @@ def test_terminal_summary_lists_every_criterion_the_overall_verdict_and_the_repo
         "PASS  demo.pass: 0.0625 |Δ| (threshold <= 0.1) — within the limit",
         "SKIP  demo.recorder_skip: not measured — needs --npu-results",
         "SKIP  demo.skip: not measured — no NPU on this host",
-        "gate: FAIL (2 pass, 2 fail, 2 skip, 1 error)",
+        "gate: FAIL — 2 of 7 criteria passed, 2 failed, 1 errored, 2 not judged",
         "gate report: *gate-out*gate-report.json",
     ])
 
@@ -191,7 +211,9 @@ def test_without_gate_report_nothing_is_written_but_the_summary_is_shown(gate_py
     """)
     result = run_inner()
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*vnet-accept gate criteria*", "PASS  demo.one: 2", "gate: PASS (1 pass)"])
+    result.stdout.fnmatch_lines(["*vnet-accept gate criteria*", "PASS  demo: 1 passed",
+                                 "gate: NOT READY TO FILE — 1 of 1 criterion passed, none failed, 0 not judged; the "
+                                 "port was not gated: the checkpoint is a seeded stand-in*"])
     result.stdout.no_fnmatch_line("gate report:*")
     assert list(gate_pytester.path.rglob(REPORT_JSON)) == []
 
@@ -344,3 +366,59 @@ def test_details_the_report_cannot_read_fail_the_test_that_records_them(gate_pyt
     verdicts = {c["id"]: (c["verdict"], c["reason"]) for c in _report(out)["criteria"]}
     assert all(v == "error" and r.startswith("the check recorded details the report cannot read")
                for v, r in verdicts.values()), verdicts
+
+
+TEMPLATE_SUITE = '''
+import pytest
+
+
+def _size(bn_mode):
+    return {"running": "16x16x16", "batch": "16x16x32"}[bn_mode]
+
+
+@pytest.mark.parametrize("batch_size", [1, 16], ids=["bs1", "bs16"])
+@pytest.mark.criterion("om.atc.bs{batch_size}", "from a parameter")
+def test_param(batch_size):
+    pytest.skip("no NPU")
+
+
+@pytest.mark.criterion("finite.torch-cuda.{bn_mode}", "from a gate option")
+def test_option():
+    pytest.skip("no GPU")
+
+
+@pytest.mark.parametrize("bn_mode", ["running", "batch"])
+@pytest.mark.criterion(lambda bn_mode: f"parity.x.{bn_mode}.bs16_{_size(bn_mode)}", "a callable")
+def test_callable(bn_mode):
+    pytest.skip("not here")
+
+
+@pytest.mark.parametrize("n", [3])
+@pytest.mark.criterion("plain.id", "no field: the parameter id is appended")
+def test_plain(n):
+    pytest.skip("not here")
+'''
+
+
+def test_a_skipped_criterion_keeps_the_id_a_measured_one_has(gate_pytester, run_inner):
+    """The marker's id is a template filled from the parameters (then the gate's options), so ``om.atc.bs16``
+    skipped on a machine without an NPU is ``om.atc.bs16`` in the report, not ``om.atc[bs16]``."""
+    gate_pytester.makepyfile(test_inner=TEMPLATE_SUITE)
+    out = gate_pytester.path / "gate-out"
+    run_inner("--gate-report", str(out), "--bn-mode", "batch").assert_outcomes(skipped=6)
+    assert sorted(_by_id(_report(out))) == ["finite.torch-cuda.batch", "om.atc.bs1", "om.atc.bs16",
+                                             "parity.x.batch.bs16_16x16x32", "parity.x.running.bs16_16x16x16",
+                                             "plain.id[3]"]
+
+
+def test_a_template_naming_an_unknown_field_fails_at_collection(gate_pytester, run_inner):
+    gate_pytester.makepyfile(test_inner='''
+import pytest
+
+@pytest.mark.criterion("om.atc.bs{batchsize}", "typo")
+def test_x():
+    pass
+''')
+    result = run_inner()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_x: the criterion id template needs {batchsize}, which is neither a parameter*"])

@@ -88,3 +88,19 @@ def test_shows_through_pytest_capture(pytester):
     assert "captured, not shown" not in result.stdout.str()
     quiet = pytester.runpytest("-qq", *fast)
     assert "normalising scans" not in quiet.stdout.str()
+
+
+def test_running_keeps_a_long_computation_visible_and_logs_are_never_silent_for_long():
+    """A batch of 16 full tiles computes for tens of seconds: ``running`` prints the elapsed time meanwhile; in a
+    log (not a tty) a line comes at least every 10 s."""
+    from vnet_accept.plugin import progress as module
+
+    assert module.LOG_INTERVAL_S <= 10 and module.LOG_HEARTBEAT_S <= 10
+    stream = io.StringIO()
+    with progress(None, "accuracy chain", total=16, unit="tile", stream=stream) as p:
+        with p.running("torch-cpu on 16 tiles", heartbeat=0.01):
+            time.sleep(0.05)
+        p.update(16)
+    lines = stream.getvalue().splitlines()
+    assert sum("running torch-cpu on 16 tiles (0:00)" in line for line in lines) >= 2
+    assert lines[-1].startswith("accuracy chain: 16/16 tile [") and lines[-1].endswith("done")

@@ -39,3 +39,42 @@ def test_the_per_volume_figure_shows_the_port_not_the_selftest_model(build):
     assert primary_accuracy([own], "per_volume") is None
     om16, om1 = build.accuracy("om_bs16", "pass", 0.56), build.accuracy("om_bs1", "pass", 0.56)
     assert primary_accuracy([port, om16, om1], "per_volume")["id"] == "accuracy.error_rate.om_bs1"
+
+
+def test_the_worst_volume_marks_tiles_not_evaluated_and_a_criterion_not_judged(build, tmp_path, monkeypatch):
+    """Tiles skipped for an empty mask hold no prediction: the figure greys and hatches them (with a legend entry
+    saying why) instead of showing them as agreement; a skipped criterion's figure says NOT JUDGED."""
+    import numpy as np
+
+    from vnet_accept.data.tiles import VOLUME_SHAPE
+    from vnet_accept.report import figures
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros(VOLUME_SHAPE, dtype=np.uint8)
+    mask[10:60, 40:120, 40:120] = 1  # lung in the top half only: tiles 4..7 (bottom) are not evaluated
+    npz = tmp_path / "worst.npz"
+    np.savez_compressed(npz, ct=rng.integers(-1000, 400, VOLUME_SHAPE).astype(np.int16), mask=mask,
+                        prediction=mask, tiles=np.arange(4, dtype=np.int8), uid=np.asarray("1.2.3"))
+    drawn: list[dict] = []
+    original = figures._figure
+
+    def spy(width, height):
+        fig = original(width, height)
+        drawn.append({"fig": fig})
+        return fig
+
+    monkeypatch.setattr(figures, "_figure", spy)
+    for verdict, reason in (("pass", ""), ("skip", "seeded stand-in weights: error rate not meaningful")):
+        c = build.accuracy("torch-cpu", verdict, 0.5, npz=str(npz), reason=reason)
+        assert figures.worst_volume(build.report_of([c]), tmp_path / f"{verdict}.png") is None
+        fig = drawn[-1]["fig"]
+        labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+        assert "not evaluated: tiles with an empty mask are skipped, not scored" in labels
+        title = fig._suptitle.get_text()
+        assert ("NOT JUDGED — seeded stand-in weights" in title) == (verdict == "skip"), title
+    np.savez_compressed(npz, ct=np.zeros(VOLUME_SHAPE, np.int16), mask=mask, prediction=mask,
+                        tiles=np.arange(8, dtype=np.int8))
+    figures.worst_volume(build.report_of([build.accuracy("torch-cpu", "pass", 0.5, npz=str(npz))]),
+                         tmp_path / "all.png")
+    labels = [t.get_text() for legend in drawn[-1]["fig"].legends for t in legend.get_texts()]
+    assert not any(label.startswith("not evaluated") for label in labels)  # every tile evaluated: nothing to mark

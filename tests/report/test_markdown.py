@@ -37,7 +37,7 @@ def test_full_report_tables(full_report):
                  "1072 / 134", "**PASS**"):
         assert text in om1, (text, om1)
     assert "**FAIL**: \\|Δ\\| 1.245 pp > 1.0 pp" in _row(md, "| `om_bs16` |")  # pipes escaped in cells
-    assert "skipped: seeded stand-in weights" in _row(md, "| `onnxrt` |")
+    assert "not judged [2]: seeded stand-in weights" in _row(md, "| `onnxrt` |")
     assert "49.9000 %" in _row(md, "| `onnxrt` |")  # measured, shown, but not judged
     assert _row(md, "| reference port, Ascend 310").count("0.5646 %") == 1
     assert "![Per-volume error rates](per_volume_error.png)" in md
@@ -81,10 +81,23 @@ def test_skipped_family_without_measurements(build):
                               build.criterion("perf.throughput.bs1", "skip", reason="no --npu-results DIR")])
     md = _render(report)
     _no_placeholders(md)
-    assert _row(md, "| `om_bs1` |") == ("| `om_bs1` | — | — | — | — | — | — | — | skipped: no --npu-results DIR | "
-                                       "om_bs1, fp16 |")
-    assert _row(md, "| bs1 |") == "| bs1 | — | — | — | — | — | skipped: no --npu-results DIR | — |"
+    assert _row(md, "| `om_bs1` |") == ("| `om_bs1` | — | — | — | — | — | — | — | not judged [1]: no --npu-results "
+                                       "DIR | om_bs1, fp16 |")
+    assert _row(md, "| bs1 |") == "| bs1 | — | — | — | — | — | not judged [1]: no --npu-results DIR | — |"
     assert "Every criterion of this run was judged." not in md
+    # The reason is written out once, numbered as the cells refer to it.
+    assert md.count("no --npu-results DIR (") == 1 and "- [1] no --npu-results DIR (`accuracy.error_rate" in md
+
+
+def test_a_long_skip_reason_is_written_once_and_cells_refer_to_it(build):
+    long = ("no --npu-results DIR and the OM cannot run here: atc not on PATH; no NPU inference tool (ais_bench not "
+            "importable); SoC unknown. Install CANN, or pass --npu-results DIR")
+    report = build.report_of([build.accuracy(f"om_bs{bs}", "skip", None, reason=long) for bs in (1, 4, 8, 16, 32)])
+    md = _render(report)
+    assert md.count(long) == 1
+    rows = [_row(md, f"| `om_bs{bs}` |") for bs in (1, 4, 8, 16, 32)]
+    assert all("not judged [1]: no --npu-results DIR and the OM cannot run here |" in r for r in rows)
+    assert len(set(rows)) == 5  # every row says which batch size it is
 
 
 def test_incomplete_banner(build):

@@ -17,8 +17,8 @@ REASONS = [
      "--luna16-root/--test-uids to judge it (measured 49.9 %)", "checkpoint"),
     ("synthetic dataset: error rate not meaningful; pass --luna16-root (and --test-uids) to judge the trained "
      "weights on LUNA16", "luna16"),
-    ("the shared reference folder is absent (SPEC, reference transcripts, real LUNA16 masks); pass --shared-dir DIR "
-     "or set VNET_ACCEPT_SHARED=DIR", "shared"),
+    ("the shared reference folder is absent (the port's reference transcripts, real LUNA16 masks); pass --shared-dir "
+     "DIR or set VNET_ACCEPT_SHARED=DIR", "shared"),
     ("something nobody anticipated", "other"),
     ("", "other"),
 ]

@@ -152,3 +152,10 @@ def test_throughput_is_reported_in_counted_gflop(manifest, tmp_path):
     unknown = run_inference(FakeRunner(), manifest, tmp_path / "w", batch_size=7, progress=False)
     assert unknown.width == 16 and unknown.gflop_per_tile == pytest.approx(285.75, abs=0.01)
     assert "model width unknown" in unknown.notes[0]
+
+
+def test_progress_can_be_a_callable_told_the_tiles_each_batch_finished(manifest, tmp_path):
+    """The gate shows progress through pytest's capture with its own writer: run_inference tells it per batch."""
+    done: list[int] = []
+    report = run_inference(FakeRunner(), manifest, None, batch_size=5, sink=lambda *_: None, progress=done.append)
+    assert sum(done) == report.tiles_run == len(manifest.entries) and max(done) <= 5

@@ -1,4 +1,4 @@
-"""ONNX Runtime reference outputs for the tiles an OM ran, in the company the OM ran them (SPEC §2.1).
+"""ONNX Runtime reference outputs for the tiles an OM ran, in the company the OM ran them.
 
 A batch-statistics ONNX (the port's training-form BatchNormalization) gives a tile a different output in every
 batch, so its reference must be computed on the very batch the OM computed: :func:`reference_groups` takes the
@@ -10,7 +10,7 @@ compute each batch once per machine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +60,10 @@ def reference_groups(stems: Sequence[str], bn_mode: str | None, plan: Any | None
 
 
 def reference_outputs(onnx: Path, manifest: Any, groups: Sequence[Sequence[str]], cache: Any | None = None,
-                      threads: int | None = None) -> dict[str, np.ndarray]:
-    """``{stem: (64, 80, 80, 2) float32}``: ONNX Runtime on ``onnx``, each group of input stems as one batch."""
+                      threads: int | None = None, progress: Callable[[int], Any] | None = None
+                      ) -> dict[str, np.ndarray]:
+    """``{stem: (64, 80, 80, 2) float32}``: ONNX Runtime on ``onnx``, each group of input stems as one batch;
+    ``progress(n)`` is told the tiles of each group done (computed or read from the cache)."""
     from vnet_accept.runners.onnxrt import OnnxRuntimeRunner
 
     runner: OnnxRuntimeRunner | None = None
@@ -85,6 +87,8 @@ def reference_outputs(onnx: Path, manifest: Any, groups: Sequence[Sequence[str]]
                 arrays = _cached(cache, onnx, entries, compute)
             for e, array in zip(entries, arrays):
                 outputs[e.stem] = np.asarray(array, dtype=np.float32)
+            if progress is not None:
+                progress(len(entries))
     finally:
         if runner is not None:
             runner.deactivate()

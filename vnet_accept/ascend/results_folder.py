@@ -375,7 +375,7 @@ def _compare(listed: dict[str, tuple], manifest: Any, source: str, with_keys: bo
     if differing:
         return InputsCheck("differ", source, len(ours), tuple(differing),
                            "Judge with the --luna16-root/--test-uids the host's tiles were prepared from "
-                           "(SPEC §4.3: the port's UID file drops its last line, 133 vs 134 scans).")
+                           "(the port's UID file loses its last line when it has no final newline: 133 vs 134 scans).")
     return InputsCheck("match", source, len(ours))
 
 

@@ -1,7 +1,7 @@
 """Shared, session-cached runs for the parity and batch-invariance checks.
 
-CPU time is the budget here (one full 64×80×80 tile costs ~5 s on 2 cores), so every sample is run once per
-(runner, BN mode, batching) and the parity and invariance checks read the same arrays.
+CPU time is the budget here (one full 64×80×80 tile costs 1.5-2 s on 2 quiet cores), so every sample is run once
+per (runner, BN mode, batching) and the parity and invariance checks read the same arrays.
 """
 
 from __future__ import annotations
@@ -82,22 +82,37 @@ class _ByRunner(dict):
 
 
 @pytest.fixture(scope="session")
-def reduced_runs(onnx_export, vnet_model, reduced_inputs):
-    """``reduced_runs(bn_mode) -> {"onnxrt": ModeRuns, "torch": ModeRuns}``, each computed once per mode."""
+def reduced_runs(onnx_export, vnet_model, reduced_inputs, pytestconfig):
+    """``reduced_runs(bn_mode) -> {"onnxrt": ModeRuns, "torch": ModeRuns}``, each computed once per mode, on first use
+    (with ``--onnx`` the ONNX Runtime runs of the reference exports are not needed), with a progress line (samples
+    done, the elapsed time while a batch computes)."""
+    from vnet_accept.plugin.progress import progress
+
     cache: dict[str, _ByRunner] = {}
+    per_runner = ALONE_SAMPLES + sum(INVARIANCE_BATCH_SIZES)
 
     def get(bn_mode: str) -> _ByRunner:
         assert bn_mode in BN_MODES
         if bn_mode not in cache:
             def make(key: str) -> ModeRuns:
-                runner = (create_runner("ort-cpu", onnx=onnx_export(bn_mode, spatial=None), bn_mode=bn_mode)
-                          if key == "onnxrt" else create_runner("torch-cpu", model=vnet_model, bn_mode=bn_mode))
                 inputs = reduced_inputs(bn_mode)
-                with runner:
-                    runs = ModeRuns(runner.name, runner.describe(), REDUCED_SPATIAL[bn_mode],
-                                    run_in_batches(runner, inputs[:ALONE_SAMPLES], 1))
-                    for n in INVARIANCE_BATCH_SIZES:
-                        runs.batched[n] = run_in_batches(runner, inputs[:n], n)
+                with progress(pytestconfig, f"parity and batch-invariance runs, {key}, bn_mode={bn_mode}, "
+                              f"{size_label(bn_mode)}", total=per_runner, unit="sample") as bar:
+                    if key == "onnxrt":
+                        with bar.running(f"the dynamic-shape ONNX export (bn_mode={bn_mode})"):
+                            onnx = onnx_export(bn_mode, spatial=None)
+                        runner = create_runner("ort-cpu", onnx=onnx, bn_mode=bn_mode)
+                    else:
+                        runner = create_runner("torch-cpu", model=vnet_model, bn_mode=bn_mode)
+                    with runner:
+                        with bar.running(f"{runner.name}: {ALONE_SAMPLES} samples one at a time"):
+                            runs = ModeRuns(runner.name, runner.describe(), REDUCED_SPATIAL[bn_mode],
+                                            run_in_batches(runner, inputs[:ALONE_SAMPLES], 1))
+                        bar.update(ALONE_SAMPLES)
+                        for n in INVARIANCE_BATCH_SIZES:
+                            with bar.running(f"{runner.name}: a batch of {n}"):
+                                runs.batched[n] = run_in_batches(runner, inputs[:n], n)
+                            bar.update(n)
                 return runs
 
             cache[bn_mode] = _ByRunner(make)

@@ -80,7 +80,8 @@ def test_pooled_counts_are_the_sums(accuracy_runs, accuracy_dataset, gate_record
     gate_record.record(judged(
         "accuracy.consistency.pooled_counts", "the pooled counts equal the sum of the per-volume counts, the per-tile "
         "counts and the reassembled volumes' counts", not problems, measured=len(problems), units="problems",
-        threshold="0", basis=report.source, problems=problems,
+        threshold="0", basis=f"{accuracy_runs.chain().basis} over {accuracy_dataset.describe()} ({report.source})",
+        problems=problems,
         reason="; ".join(problems) or f"{r.incorrect}/{r.total} over {r.volumes} volumes and {r.tiles} tiles"))
 
 
@@ -186,7 +187,7 @@ def test_backends_agree(accuracy_runs, accuracy_dataset, gate_options, gate_reco
 @pytest.mark.criterion("accuracy.error_rate.selftest_model", "the self-test's trained model segments the synthetic "
                        "dataset through the accuracy chain")
 def test_trained_model_error_rate(accuracy_dataset, accuracy_backend, accuracy_reference, gate_options,
-                                  selftest_chain, tmp_path_factory, gate_record):
+                                  selftest_chain, tmp_path_factory, gate_record, request):
     """The accuracy chain with a model that segments: the self-test's narrow VNet (trained on synthetic seed 1000,
     never on this dataset) must stay within the self-test's threshold here too, so the chain's error rate is
     checked against a real number even without the trained port checkpoint."""
@@ -205,7 +206,8 @@ def test_trained_model_error_rate(accuracy_dataset, accuracy_backend, accuracy_r
         return create_runner(backend, model=checkpoint.build_model(SELFTEST_BN_MODE), bn_mode=SELFTEST_BN_MODE)
 
     runs = AccuracyRuns(accuracy_dataset, accuracy_backend, gate_options.infer_batch_size, SELFTEST_BN_MODE,
-                        make_runner, tmp_path_factory.mktemp("accuracy-selftest-model"), accuracy_reference)
+                        make_runner, tmp_path_factory.mktemp("accuracy-selftest-model"), accuracy_reference,
+                        config=request.config, label="accuracy chain with the self-test's model")
     run = runs.chain()
     gate_record.record(accuracy.error_rate_at_most(
         "accuracy.error_rate.selftest_model", "pooled voxel error rate of the self-test's trained narrow VNet over the "

@@ -108,8 +108,9 @@ def onnxrt_full_tile(onnx_export, gate_options, full_tile_input):
 
 @pytest.mark.parametrize("variant", ["eager", "tuned"])
 @pytest.mark.parametrize("bn_mode", BN_MODES)
-@pytest.mark.criterion("parity.onnxrt_vs_torch_cuda.full_tile", "PyTorch on CUDA (fp32) equals ONNX Runtime on "
-                       "the CPU for one 64×80×80 tile, same BN mode")
+@pytest.mark.criterion(
+    "parity.onnxrt_vs_torch_cuda.{variant}.{bn_mode}.bs1_64x80x80",
+    "PyTorch on CUDA (fp32) equals ONNX Runtime on the CPU for one 64×80×80 tile, same BN mode")
 def test_cuda_fp32_matches_onnxrt_on_a_full_tile(bn_mode, variant, cuda_device, vnet_model, full_tile_input,
                                                  onnxrt_full_tile, gate_options, gate_record):
     expected, ort_basis = onnxrt_full_tile(bn_mode)
@@ -124,8 +125,9 @@ def test_cuda_fp32_matches_onnxrt_on_a_full_tile(bn_mode, variant, cuda_device, 
 
 
 @pytest.mark.parametrize("bn_mode", BN_MODES)
-@pytest.mark.criterion("parity.onnxrt_vs_torch_cuda.batch16", "PyTorch on CUDA (fp32, tuned) equals ONNX Runtime "
-                       "for a batch of 16 at reduced size, same BN mode")
+@pytest.mark.criterion(
+    lambda bn_mode: f"parity.onnxrt_vs_torch_cuda.tuned.{bn_mode}.bs{PARITY_BATCH}_{size_label(bn_mode)}",
+    "PyTorch on CUDA (fp32, tuned) equals ONNX Runtime for a batch of 16 at reduced size, same BN mode")
 def test_cuda_fp32_matches_onnxrt_on_a_batch_of_16(bn_mode, cuda_device, vnet_model, onnx_export, reduced_inputs,
                                                    gate_options, gate_record):
     batch = reduced_inputs(bn_mode)[:PARITY_BATCH]
@@ -148,7 +150,9 @@ def test_cuda_fp32_matches_onnxrt_on_a_batch_of_16(bn_mode, cuda_device, vnet_mo
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.criterion("numerics.torch_cuda", "a CUDA variant/dtype agrees with fp32 eager PyTorch on the GPU")
+@pytest.mark.criterion(
+    "numerics.torch_cuda.{dtype}.{variant}.{bn_mode}",
+    "a CUDA variant/dtype agrees with fp32 eager PyTorch on the GPU")
 def test_every_variant_and_dtype_agrees_with_fp32_eager(dtype, variant, gpu_runs, gate_options, gate_record):
     bn_mode = gate_options.bn_mode
     expected, ref_basis = gpu_runs("eager", "fp32", bn_mode, NUMERICS_BATCH, NUMERICS_BATCH)
@@ -165,8 +169,9 @@ def test_every_variant_and_dtype_agrees_with_fp32_eager(dtype, variant, gpu_runs
 
 @pytest.mark.parametrize("bn_mode", INVARIANT_MODES)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.criterion("batch_invariance.torch_cuda", "on the GPU, a tile's output is the same alone and in a "
-                       "batch of 16, per dtype")
+@pytest.mark.criterion(
+    "batch_invariance.torch-cuda-{dtype}.{bn_mode}.bs16",
+    "on the GPU, a tile's output is the same alone and in a batch of 16, per dtype")
 def test_batch_invariance_per_dtype(dtype, bn_mode, gpu_runs, gate_options, gate_record):
     batched, basis = gpu_runs("tuned", dtype, bn_mode, INVARIANCE_BATCH, INVARIANCE_BATCH)
     alone, _ = gpu_runs("tuned", dtype, bn_mode, INVARIANCE_BATCH, 1)
@@ -179,7 +184,9 @@ def test_batch_invariance_per_dtype(dtype, bn_mode, gpu_runs, gate_options, gate
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.criterion("finite.torch_cuda", "no NaN/Inf in the GPU outputs, which are log-probabilities")
+@pytest.mark.criterion(
+    "finite.torch-cuda-{dtype}.{bn_mode}",
+    "no NaN/Inf in the GPU outputs, which are log-probabilities")
 def test_outputs_are_finite_log_probabilities(dtype, gpu_runs, gate_options, gate_record):
     bn_mode = gate_options.bn_mode
     outputs, basis = gpu_runs("tuned", dtype, bn_mode, INVARIANCE_BATCH, INVARIANCE_BATCH)
@@ -197,19 +204,36 @@ def test_outputs_are_finite_log_probabilities(dtype, gpu_runs, gate_options, gat
 
 # -- CUDA graphs when the batch size changes ---------------------------------------------------------------------------
 
-def test_graphs_follow_changing_batch_sizes(cuda_device, vnet_model, gpu_runs, gpu_tiles, gate_options):
+@pytest.mark.criterion(
+    "cuda_graphs.torch_cuda.{bn_mode}",
+    "CUDA graphs follow a changing batch size: one graph per shape, eager beyond max_graphs, same numbers")
+def test_graphs_follow_changing_batch_sizes(cuda_device, vnet_model, gpu_runs, gpu_tiles, gate_options, gate_record):
     """One graph per batch shape up to ``max_graphs``; other shapes run eagerly; every path gives the same numbers."""
     bn_mode = gate_options.bn_mode
-    expected, _ = gpu_runs("eager", "fp32", bn_mode, NUMERICS_BATCH, NUMERICS_BATCH)
+    expected, ref_basis = gpu_runs("eager", "fp32", bn_mode, NUMERICS_BATCH, NUMERICS_BATCH)
     options = replace(variant_options("tuned", "fp32", cuda_device), max_graphs=1)
+    problems: list[str] = []
     with TorchCudaRunner(vnet_model, bn_mode, cuda_device, options) as runner:
         first = runner.infer({"actual_input_1": gpu_tiles[:NUMERICS_BATCH]})["output1"]
         if bn_mode != "batch":  # a smaller batch only means the same per-sample numbers without batch statistics
             short = runner.infer({"actual_input_1": gpu_tiles[:NUMERICS_BATCH - 1]})["output1"]
-            assert compare_outputs(short, expected[:NUMERICS_BATCH - 1], _parity(gate_options)).passed
+            result = compare_outputs(short, expected[:NUMERICS_BATCH - 1], _parity(gate_options), name="eager batch")
+            if not result.passed:
+                problems.append(result.report().splitlines()[0])
         again = runner.infer({"actual_input_1": gpu_tiles[:NUMERICS_BATCH]})["output1"]
-        assert runner.graph_batch_shapes() == [(NUMERICS_BATCH, 1, *TILE_SHAPE)]
-        assert runner.eager_batches == (0 if bn_mode == "batch" else 1)
+        shapes = runner.graph_batch_shapes()
+        if shapes != [(NUMERICS_BATCH, 1, *TILE_SHAPE)]:
+            problems.append(f"graphs captured for {shapes}, expected one for {(NUMERICS_BATCH, 1, *TILE_SHAPE)}")
+        eager_expected = 0 if bn_mode == "batch" else 1
+        if runner.eager_batches != eager_expected:
+            problems.append(f"{runner.eager_batches} batches ran eagerly, expected {eager_expected}")
+        basis = f"{runner.describe()} (max_graphs=1) vs {ref_basis}, {NUMERICS_BATCH} CT-like 64×80×80 tiles"
     for name, out in (("first graph replay", first), ("second graph replay", again)):
         result = compare_outputs(out, expected, _parity(gate_options), name=name)
-        assert result.passed, result.report()
+        if not result.passed:
+            problems.append(result.report().splitlines()[0])
+    gate_record.record(judged(
+        f"cuda_graphs.torch_cuda.{bn_mode}", "CUDA graphs follow a changing batch size: one graph per shape, eager "
+        "beyond max_graphs, the same numbers on every path", not problems, measured=len(problems), units="problems",
+        threshold="0", basis=basis, reason="; ".join(problems) or "graph, eager and replayed batches agree",
+        problems=problems))

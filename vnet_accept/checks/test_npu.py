@@ -55,8 +55,10 @@ def _results(evidence, bs: int, gate_record, cid: str, description: str):
     except (DataError, ToolError) as exc:
         absent = isinstance(exc, DataError) and str(exc).startswith(f"no bs{bs} results")
         required = not (absent and evidence.kind == "replay" and bs not in AUTHORITATIVE_BATCH_SIZES)
+        first = str(exc).splitlines()[0]
         gate_record.record(judged(cid, description, False if required else None, basis=evidence.describe(),
-                                  reason=str(exc).splitlines()[0] if required else str(exc), message=str(exc)))
+                                  reason=f"required, not measured: {first}" if required else str(exc),
+                                  message=f"FAIL required, not measured: {exc}" if required else str(exc)))
 
 
 @pytest.fixture(scope="session")
@@ -133,7 +135,7 @@ def _operator_comparison(root, modules) -> str | None:
 
 # --- conversion -----------------------------------------------------------------------------------------------------
 
-@pytest.mark.criterion("om.atc", "ATC converts the ONNX into an OM at this batch size")
+@pytest.mark.criterion("om.atc.bs{batch_size}", "ATC converts the ONNX into an OM at this batch size")
 def test_atc_conversion(batch_size, npu_evidence, gate_record):
     record = npu_evidence.atc(batch_size)
     if record is None:
@@ -169,7 +171,9 @@ def _om_report_of(accuracy_runs, om_inputs, batch, labels):
     return report_of
 
 
-@pytest.mark.criterion("accuracy.error_rate.om", "the OM's pooled error rate is within the accuracy rule")
+@pytest.mark.criterion(
+    "accuracy.error_rate.om_bs{batch_size}",
+    "the OM's pooled error rate is within the accuracy rule")
 def test_om_error_rate(batch_size, npu_evidence, om_inputs, accuracy_runs, accuracy_dataset, accuracy_reference,
                        accuracy_artifact_dir, uses_real_weights, gate_record):
     from vnet_accept.results.postprocess import save_volume_npz
@@ -198,7 +202,7 @@ def test_om_error_rate(batch_size, npu_evidence, om_inputs, accuracy_runs, accur
     gate_record.record(c, *artifacts)
 
 
-@pytest.mark.criterion("om.tiles_in_place", "every OM output file holds its own tile's output")
+@pytest.mark.criterion("om.tiles_in_place.bs{batch_size}", "every OM output file holds its own tile's output")
 def test_om_tiles_in_place(batch_size, npu_evidence, om_inputs, accuracy_runs, accuracy_dataset, uses_real_weights,
                            gate_record):
     """All tiles, no reference run: an output that fits another tile's mask far better than its own sits under
@@ -216,10 +220,23 @@ def test_om_tiles_in_place(batch_size, npu_evidence, om_inputs, accuracy_runs, a
 
 # --- OM vs ONNX, tile by tile ----------------------------------------------------------------------------------------
 
-@pytest.mark.criterion("om.parity", "the OM's outputs equal ONNX Runtime's within the fp16 limits, tile by tile")
+def _references(config, description: str, onnx, manifest, groups, cache) -> dict:
+    """:func:`~vnet_accept.ascend.references.reference_outputs` with a progress line (tiles done, and the elapsed
+    time while ONNX Runtime computes a tile: seconds each on a CPU)."""
+    from vnet_accept.ascend.references import reference_outputs
+    from vnet_accept.plugin.progress import progress
+
+    with progress(config, description, total=sum(len(g) for g in groups), unit="tile") as bar, \
+            bar.running("ONNX Runtime (CPU, fp32)"):
+        return reference_outputs(onnx, manifest, groups, cache, progress=lambda n: bar.update(n))
+
+
+@pytest.mark.criterion(
+    "om.parity.om_vs_onnx.bs{batch_size}",
+    "the OM's outputs equal ONNX Runtime's within the fp16 limits, tile by tile")
 def test_om_parity(batch_size, npu_evidence, om_inputs, om_reference_onnx, accuracy_dataset, npu_settings,
-                   artifact_cache, vnet_model, gate_record):
-    from vnet_accept.ascend.references import graph_bn_mode, reference_groups, reference_outputs
+                   artifact_cache, vnet_model, gate_record, pytestconfig):
+    from vnet_accept.ascend.references import graph_bn_mode, reference_groups
     from vnet_accept.results.layouts import read_output
 
     cid = f"om.parity.om_vs_onnx.bs{batch_size}"
@@ -238,7 +255,8 @@ def test_om_parity(batch_size, npu_evidence, om_inputs, om_reference_onnx, accur
         gate_record.record(judged(cid, description, False, threshold=tolerance.describe(), reason=(
             f"no tile of bs{batch_size} lies in a complete batch of {batch.plan.source}; a batch-statistics ONNX has "
             "no reference for a padded batch")))
-    reference = reference_outputs(onnx, accuracy_dataset.manifest, groups, artifact_cache)
+    reference = _references(pytestconfig, f"om.parity bs{batch_size}: ONNX Runtime references", onnx,
+                            accuracy_dataset.manifest, groups, artifact_cache)
     company = (f"; ONNX Runtime ran the OM's batches ({batch.plan.source})" if mode == "batch" else "")
     basis = (f"OM bs{batch_size} [{OM_DTYPE}, npu, {npu_evidence.kind}] vs {onnx_description} "
              f"[onnxrt-cpu, fp32, bn_mode={mode or 'unknown'}], {len(reference)} tiles{company}")
@@ -250,7 +268,9 @@ def test_om_parity(batch_size, npu_evidence, om_inputs, om_reference_onnx, accur
 
 # --- OM batch invariance ---------------------------------------------------------------------------------------------
 
-@pytest.mark.criterion("om.batch_invariance", "the OM gives every tile the same labels at bs1 and bs<N>")
+@pytest.mark.criterion(
+    "om.batch_invariance.bs1_vs_bs{larger_batch_size}",
+    "the OM gives every tile the same labels at bs1 and bs<N>")
 def test_om_batch_invariance(larger_batch_size, npu_evidence, om_inputs, accuracy_dataset, npu_settings,
                              gate_record):
     from vnet_accept.results.layouts import map_output
@@ -275,8 +295,8 @@ def test_om_batch_invariance(larger_batch_size, npu_evidence, om_inputs, accurac
 
 @pytest.mark.criterion("om.bn_semantics", "the OM's outputs are clearly closest to one BN semantics")
 def test_om_bn_semantics(npu_evidence, om_inputs, npu_settings, onnx_export, vnet_checkpoint, accuracy_dataset,
-                         artifact_cache, uses_real_weights, gate_record):
-    from vnet_accept.ascend.references import reference_groups, reference_outputs
+                         artifact_cache, uses_real_weights, gate_record, pytestconfig):
+    from vnet_accept.ascend.references import reference_groups
     from vnet_accept.results.layouts import read_output
 
     margin = npu_settings.bn_semantics_margin
@@ -306,7 +326,8 @@ def test_om_bn_semantics(npu_evidence, om_inputs, npu_settings, onnx_export, vne
     references = {}
     for mode in BN_CANDIDATES:
         groups = reference_groups(stems, mode, batch.plan)
-        computed = reference_outputs(onnx_export(mode), accuracy_dataset.manifest, groups, artifact_cache)
+        computed = _references(pytestconfig, f"om.bn_semantics: ONNX Runtime references, bn_mode={mode}",
+                               onnx_export(mode), accuracy_dataset.manifest, groups, artifact_cache)
         references[mode] = np.stack([computed[s] for s in stems])
     assumed = " (batch composition assumed)" if batch.plan.assumed else ""
     basis = (f"OM bs{bs} [{OM_DTYPE}, npu, {npu_evidence.kind}] on one batch of {len(stems)} tiles "
@@ -335,7 +356,7 @@ def perf_judgement(npu_evidence, npu_settings, npu_card, t4_thresholds):
                       required=[bs for bs in AUTHORITATIVE_BATCH_SIZES if bs in npu_settings.batch_sizes])
 
 
-@pytest.mark.criterion("perf.throughput", "the card's fps beats the T4's at this batch size")
+@pytest.mark.criterion("perf.throughput.bs{batch_size}", "the card's fps beats the T4's at this batch size")
 def test_throughput(batch_size, perf_judgement, gate_record):
     gate_record.record(perf_judgement.throughput_criterion(batch_size))
 

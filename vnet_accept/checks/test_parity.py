@@ -1,4 +1,4 @@
-"""Parity: ONNX Runtime matches the PyTorch reference in the same BN mode (SPEC §2.1, §3).
+"""Parity: ONNX Runtime matches the PyTorch reference in the same BN mode.
 
 The file judged is the ONNX under test: ``--onnx FILE`` (the port's), judged in the BN semantics it implements
 (measured: :func:`vnet_accept.judge.export.measure_bn_semantics`) against the checkpoint of ``--vnet-weights`` - one
@@ -51,10 +51,12 @@ def _skip_other_semantics(cid: str, description: str, bn_mode: str, runs, uses_r
 
 
 @pytest.mark.parametrize("bn_mode", BN_MODES)
-@pytest.mark.criterion("parity.onnxrt_vs_torch.full_tile", "ONNX Runtime output equals PyTorch's for one "
+@pytest.mark.criterion("parity.onnxrt_vs_torch.{bn_mode}.bs1_64x80x80", "ONNX Runtime output equals PyTorch's for one "
                        "64×80×80 tile at batch 1, same BN mode")
 def test_parity_full_tile(bn_mode, gate_options, onnx_export, onnx_under_test, vnet_model, full_tile_input,
-                          uses_real_weights, request, gate_record):
+                          uses_real_weights, request, gate_record, pytestconfig):
+    from vnet_accept.plugin.progress import progress
+
     cid = f"parity.onnxrt_vs_torch.{bn_mode}.bs1_64x80x80"
     if onnx_under_test.submitted:
         runs = request.getfixturevalue("onnx_runs")
@@ -69,16 +71,20 @@ def test_parity_full_tile(bn_mode, gate_options, onnx_export, onnx_under_test, v
         description = f"ONNX Runtime ({kind}) equals PyTorch, bn_mode={bn_mode}, one full tile"
         input_name = ONNX_INPUT_NAME
         kind = f"{kind}, reference export (no --onnx given)"
-    if onnx_under_test.submitted and runs.spatial == TILE_SHAPE:
-        obtained, ort_name = runs.alone()[:1], f"onnxrt-cpu [{runs.implemented}]"  # the same tile, already run alone
-    else:
-        with create_runner("ort-cpu", onnx=onnx_path, bn_mode=bn_mode) as ort_runner:
-            obtained = (run_file(ort_runner, full_tile_input, 1, onnx_under_test) if onnx_under_test.submitted else
-                        ort_runner.infer({input_name: full_tile_input})[ONNX_OUTPUT_NAME])
-            ort_name = ort_runner.describe()
-    with create_runner("torch-cpu", model=vnet_model, bn_mode=bn_mode) as torch_runner:
-        expected = torch_runner.infer({ONNX_INPUT_NAME: full_tile_input})[ONNX_OUTPUT_NAME]
-        basis = f"{ort_name} on the {kind} vs {torch_runner.describe()}, bs1, 64×80×80, CT-like seeded input"
+    with progress(pytestconfig, f"parity, one 64×80×80 tile, bn_mode={bn_mode}", total=2, unit="runner") as bar:
+        if onnx_under_test.submitted and runs.spatial == TILE_SHAPE:
+            obtained, ort_name = runs.alone()[:1], f"onnxrt-cpu [{runs.implemented}]"  # the tile, already run alone
+        else:
+            with create_runner("ort-cpu", onnx=onnx_path, bn_mode=bn_mode) as ort_runner, bar.running(ort_runner.name):
+                obtained = (run_file(ort_runner, full_tile_input, 1, onnx_under_test) if onnx_under_test.submitted
+                            else ort_runner.infer({input_name: full_tile_input})[ONNX_OUTPUT_NAME])
+                ort_name = ort_runner.describe()
+        bar.update()
+        with create_runner("torch-cpu", model=vnet_model, bn_mode=bn_mode) as torch_runner, \
+                bar.running(torch_runner.name):
+            expected = torch_runner.infer({ONNX_INPUT_NAME: full_tile_input})[ONNX_OUTPUT_NAME]
+            basis = f"{ort_name} on the {kind} vs {torch_runner.describe()}, bs1, 64×80×80, CT-like seeded input"
+        bar.update()
     criterion = parity.parity(cid, description, obtained, expected, _tolerance(gate_options),
                               name=f"onnxrt vs torch [bn_mode={bn_mode}, bs1, 64×80×80]", basis=basis)
     gate_record.record(_localised(criterion, onnx_path, vnet_model, bn_mode, full_tile_input, gate_options),
@@ -86,8 +92,10 @@ def test_parity_full_tile(bn_mode, gate_options, onnx_export, onnx_under_test, v
 
 
 @pytest.mark.parametrize("bn_mode", BN_MODES)
-@pytest.mark.criterion("parity.onnxrt_vs_torch.batch16", "ONNX Runtime equals PyTorch for a batch (16 at reduced "
-                       "size; the submitted file's batch at its own size), same BN mode")
+@pytest.mark.criterion(
+    lambda bn_mode: f"parity.onnxrt_vs_torch.{bn_mode}.bs{PARITY_BATCH}_{size_label(bn_mode)}",
+    "ONNX Runtime equals PyTorch for a batch (16 at reduced size; the submitted file's batch at its own size), same "
+    "BN mode")
 def test_parity_batch16_reduced(bn_mode, gate_options, onnx_under_test, vnet_model, onnx_export, reduced_runs,
                                 reduced_inputs, uses_real_weights, request, gate_record):
     if onnx_under_test.submitted:

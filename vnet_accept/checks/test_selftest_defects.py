@@ -52,7 +52,7 @@ def test_clean_chain_passes_every_criterion(selftest_runs, gate_record):
 
 
 @pytest.mark.parametrize("defect_id", [d.id for d in CATALOGUE])
-@pytest.mark.criterion("selftest.defect", "a planted defect is caught by the criterion meant to catch it")
+@pytest.mark.criterion("selftest.defect.{defect_id}", "a planted defect is caught by the criterion meant to catch it")
 def test_planted_defect_is_caught(defect_id, selftest_runs, gate_record):
     from vnet_accept.judge.criterion import judged
 

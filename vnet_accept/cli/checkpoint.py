@@ -51,7 +51,7 @@ def _random(args: argparse.Namespace) -> int:
 
 def _recipe_options(parser: argparse.ArgumentParser) -> None:
     from vnet_accept.argtypes import positive_int
-    from vnet_accept.model.train import TrainRecipe
+    from vnet_accept.model.recipe import TrainRecipe  # not model.train: --help must not import torch
 
     default = TrainRecipe()
     fields = (("--width", vnet_width, "width", "C", "base channels (even, >= 2)"),

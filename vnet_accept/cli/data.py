@@ -64,7 +64,8 @@ def register(subparsers: Any) -> None:
                    help="put the CT scans in subset0/..subset9/ like the original download, not lung_ct_image/")
     p.set_defaults(func=_synth)
 
-    p = subparsers.add_parser("normalize", help="resample LUNA16 scans and masks to 2.5 mm, 128x160x160 (SPEC 4.2)",
+    p = subparsers.add_parser("normalize", help="resample LUNA16 scans and masks to 2.5 mm, 128x160x160 (as the "
+                                                "port's normalize_dataset.py)",
                               epilog=NORMALIZE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--luna16", required=True, metavar="ROOT",
                    help="dataset root with lung_ct_image/ (or subset0..9/) and seg-lungs-LUNA16/")
@@ -74,7 +75,8 @@ def register(subparsers: Any) -> None:
                    help="worker processes (default: the CPUs this process may use, at most the number of scans)")
     p.set_defaults(func=_normalize)
 
-    p = subparsers.add_parser("preprocess", help="cut normalised scans into 64x80x80 float32 .bin tiles (SPEC 4.3)",
+    p = subparsers.add_parser("preprocess", help="cut normalised scans into 64x80x80 float32 .bin tiles (as the "
+                                                 "port's vnet_preprocess.py)",
                               epilog=PREPROCESS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--luna16", required=True, metavar="ROOT",
                    help="dataset root with normalized_lung_ct/ and normalized_lung_mask/")

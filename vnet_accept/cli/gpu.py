@@ -79,7 +79,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_sweep)
 
     c = subparsers.add_parser(
-        "gpu-check", help="run every GPU check of issue 6 (tests, sweeps, targets, accuracy-pass timing) into DIR",
+        "gpu-check", help="run every GPU check (tests, sweeps, targets, accuracy-pass timing) into DIR",
         description="pytest -m gpu, the fp16 sweep from eager to tuned with the speed-up targets, the dtype sweep, "
                     "the streamed accuracy pass over 1,072 synthetic tiles, and the CPU backend decision; every "
                     "result goes to DIR (gpu-check.json collects the verdicts). scripts/gpu_check.sh runs this.")

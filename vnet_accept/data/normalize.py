@@ -265,8 +265,8 @@ def _record(scan: ScanFiles, geometry: Geometry, origin_xyz: Sequence[float], di
     return {
         "record_version": RECORD_VERSION,
         "uid": scan.uid,
-        "procedure": "SPEC 4.2: cubic B-spline zoom (order 3, mode nearest, int16 out) to 2.5 mm, centred "
-                     "crop/pad to (128, 160, 160) with the resampled minimum, masks thresholded at 1",
+        "procedure": "the port's normalize_dataset.py: cubic B-spline zoom (order 3, mode nearest, int16 out) to "
+                     "2.5 mm, centred crop/pad to (128, 160, 160) with the resampled minimum, masks thresholded at 1",
         "source": {"ct": str(Path(scan.ct).absolute()), "mask": str(Path(scan.mask).absolute())},
         "original": {"shape_zyx": geometry.original_shape, "spacing_zyx": geometry.original_spacing,
                      "origin_xyz": tuple(origin_xyz), "direction": tuple(direction)},

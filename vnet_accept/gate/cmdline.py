@@ -20,6 +20,7 @@ from vnet_accept.options import OPTIONS
 DEFAULT_SUITE: tuple[str, ...] = ("--pyargs", "vnet_accept.checks")
 DEFAULT_REPORT_DIR = "gate-report"
 GATE_MARK_EXPRESSION = "not perf"
+GATE_SUMMARY_CHARS = "-rfE"
 #: Short gate spellings of table options (dest -> extra flags); the table stays the one list of options.
 ALIASES: Mapping[str, tuple[str, ...]] = {"vnet_weights": ("--weights",), "luna16_root": ("--luna16",),
                                           "prep_info": ("--info",)}
@@ -126,5 +127,7 @@ def build_pytest_args(ns: argparse.Namespace, staging: Path, suite: Sequence[str
     # The pytest11 entry point loads the plugin; name it only when autoloading is off (naming it again would
     # make pytest warn that the already-imported module cannot be assertion-rewritten).
     plugin = ["-p", PLUGIN_MODULE] if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") else []
-    return [*plugin, *suite, "-m", GATE_MARK_EXPRESSION, f"--gate-report={staging}",
+    # -rfE: pytest's short summary lists failures and errors only; the skip reasons are in the criteria section
+    # (each once, with the criteria it covers) and in the verdict block (an ini's -ra would print each again).
+    return [*plugin, *suite, "-m", GATE_MARK_EXPRESSION, GATE_SUMMARY_CHARS, f"--gate-report={staging}",
             f"--junitxml={staging / JUNIT_XML}", *gate_option_args(ns), *(ns.pytest_args or [])]

@@ -62,6 +62,7 @@ def finalise_report(report: dict[str, Any], outcome: Outcome, session: GateSessi
         "collection_errors": session.collection_errors, "stopped_early": session.stopped_early,
         "interrupted": session.interrupted, "tests_selected": session.selected,
         "tests_deselected": session.deselected, "report_dir": str(target),
+        "tests_without_criterion": session.tests_without_criterion,
     }
     return report
 

@@ -67,8 +67,8 @@ def check_inputs(values: Mapping[str, Any], source: Any = None) -> dict[str, Any
             raise UsageError(f"{source('test_uids')}: {exc}") from None
     shared = values.get("shared_dir")
     if shared and not Path(shared).expanduser().is_dir():
-        raise UsageError(f"{source('shared_dir')}: {shared} is not a folder; pass the folder holding SPEC.md and "
-                         "reference/, or leave it unset")
+        raise UsageError(f"{source('shared_dir')}: {shared} is not a folder; pass the project's reference folder "
+                         "(reference/ with the port's transcripts), or leave it unset")
     cache = values.get("vnet_cache_dir")
     if cache:
         path = Path(cache).expanduser()

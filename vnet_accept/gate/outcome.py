@@ -1,5 +1,6 @@
-"""The gate's exit status, decided from pytest's and the criteria's verdicts (the one exit-code policy: 0 passed,
-1 a verdict failed, 2 bad input, usage or environment)."""
+"""The gate's exit status, decided from pytest's and the criteria's verdicts (the one exit-code policy: 0 nothing
+judged failed - "ready to file" only when the port was gated, else "not ready to file" -, 1 a verdict failed, 2 bad
+input, usage or environment)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,14 @@ class Outcome:
 
 def decide(pytest_code: int, counts: Mapping[str, int] | None, *, usage_error: str | None = None,
            collection_errors: Sequence[Mapping[str, str]] = (), interrupted: str | None = None,
-           stopped_early: str | None = None, failed_tests: Sequence[Mapping[str, Any]] = ()) -> Outcome:
+           stopped_early: str | None = None, failed_tests: Sequence[Mapping[str, Any]] = (),
+           gated: bool = True) -> Outcome:
     """The gate's exit status from pytest's and the criteria's verdict counts (None: no JSON was written).
 
     pytest 0 → 0, 1 → 1, 2/3/4/5 → 2 (interrupted or collection errors / internal error / usage error / no tests);
-    a failed or errored criterion → 1 whatever pytest says; no criterion judged (all skipped) → 2."""
+    a failed or errored criterion → 1 whatever pytest says; no criterion judged (all skipped) → 2. A run that
+    passed what it judged but did not gate the port (``gated=False``: stand-in weights or a required criterion not
+    judged, :mod:`vnet_accept.report.readiness`) exits 0 and says "not ready to file"."""
     code = int(pytest_code)
     if usage_error:
         return Outcome(2, False, usage_error, has_report=False)
@@ -60,8 +64,11 @@ def decide(pytest_code: int, counts: Mapping[str, int] | None, *, usage_error: s
     if not counts.get("pass", 0):
         return Outcome(2, True, "nothing was judged: every criterion was skipped (see \"not judged\")")
     skipped = counts.get("skip", 0)
-    return Outcome(0, True, "every applicable criterion passed"
-                   + (f"; {skipped} not judged (see \"not judged\")" if skipped else ""))
+    if not gated:
+        return Outcome(0, True, "every criterion judged here passed, but the port was not gated: not ready to file"
+                       + (f" ({skipped} not judged, see \"not judged\")" if skipped else ""))
+    return Outcome(0, True, "every applicable criterion passed; the port is ready to file"
+                   + (f" ({skipped} not judged, see \"not judged\")" if skipped else ""))
 
 
 

@@ -51,9 +51,14 @@ def run_gate(ns: argparse.Namespace, argv: Sequence[str] | None = None,
         except (OSError, ValueError):
             report = None
     counts = (report.get("summary") or {}).get("counts") if report else None
+    gated = True
+    if report is not None:
+        from vnet_accept.report.readiness import readiness
+
+        gated = readiness(report.get("criteria", []), {**session.settings, **report.get("settings", {})}).gated
     outcome = decide(int(code), counts, usage_error=session.usage_error,
                      collection_errors=session.collection_errors, interrupted=session.interrupted,
-                     stopped_early=session.stopped_early, failed_tests=session.failed_tests)
+                     stopped_early=session.stopped_early, failed_tests=session.failed_tests, gated=gated)
     if session.usage_error:
         staging.discard()
         raise UsageError(session.usage_error)

@@ -37,6 +37,13 @@ class GateSession:
     selected: int = 0
     inipath: str | None = None
     rootpath: str | None = None
+    tests_run: set[str] = field(default_factory=set)  # tests that passed, failed or skipped
+    tests_with_criterion: set[str] = field(default_factory=set)
+
+    def pytest_configure(self, config: Any) -> None:
+        from vnet_accept.plugin.records import published_by_caller_key
+
+        config.stash[published_by_caller_key] = True  # the verdict block names the published report
 
     @pytest.hookimpl(tryfirst=True)  # before the session starts: nothing has run yet
     def pytest_cmdline_main(self, config: Any) -> Any:
@@ -70,10 +77,19 @@ class GateSession:
     def pytest_runtest_logreport(self, report: Any) -> None:
         from vnet_accept.plugin.records import PROPERTY
 
+        recorded = any(name == PROPERTY for name, _ in report.user_properties)
+        if report.when == "call" or report.skipped or report.failed:
+            self.tests_run.add(report.nodeid)
+        if recorded:
+            self.tests_with_criterion.add(report.nodeid)
         if report.failed:
-            recorded = any(name == PROPERTY for name, _ in report.user_properties)
             self.failed_tests.append({"nodeid": report.nodeid, "when": report.when, "criterion": recorded,
                                       "reason": _first_line(getattr(report, "longreprtext", ""))})
+
+    @property
+    def tests_without_criterion(self) -> list[str]:
+        """Tests pytest counts (in its "N passed, M skipped" line) that recorded no criterion the gate counts."""
+        return sorted(self.tests_run - self.tests_with_criterion)
 
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
         self.interrupted = f"{excinfo.typename}: {excinfo.value}"

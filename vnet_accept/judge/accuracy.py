@@ -25,10 +25,12 @@ def threshold_text(reference: AccuracyReference) -> str:
 
 
 def not_judged_reason(uses_real_weights: bool, synthetic: bool) -> str | None:
-    """Why an error rate means nothing here, or None: stand-in weights, or the synthetic dataset."""
+    """Why an error rate means nothing here, or None: stand-in weights, or the synthetic dataset. The hint asks
+    only for what is missing."""
     if not uses_real_weights:
-        return ("seeded stand-in weights: error rate not meaningful; pass --vnet-weights "
-                "vnet_model_best.pth.tar and --luna16-root/--test-uids to judge it")
+        also = " and --luna16-root/--test-uids" if synthetic else ""
+        return (f"seeded stand-in weights: error rate not meaningful; pass --vnet-weights vnet_model_best.pth.tar"
+                f"{also} to judge it")
     if synthetic:
         return ("synthetic dataset: error rate not meaningful; pass --luna16-root (and --test-uids) to judge the "
                 "trained weights on LUNA16")

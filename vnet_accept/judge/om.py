@@ -188,6 +188,16 @@ class BnSemanticsFinding:
     def clear(self) -> bool:
         return self.runner_up is None or self.ratio >= self.margin
 
+    @property
+    def batch_dependent(self) -> bool:
+        """The OM clearly normalises with its batch's statistics: a tile's output depends on its batch company."""
+        return self.clear and self.closest == "batch"
+
+    @property
+    def passed(self) -> bool:
+        """Identified, and a semantics a filed port may have: a clear winner that is not ``batch``."""
+        return self.clear and not self.batch_dependent
+
     def explanation(self) -> str:
         shown = ", ".join(f"{mode} {r.red:.3g}" for mode, r in sorted(self.distances.items(), key=lambda kv: kv[1].red))
         ratio = "∞" if math.isinf(self.ratio) else f"{self.ratio:.2f}"
@@ -195,10 +205,15 @@ class BnSemanticsFinding:
             fit = ("and within the OM parity tolerance" if self.matches else
                    f"but outside the OM parity tolerance ({'; '.join(self.distances[self.closest].failures)}): the "
                    "nearest of the three, not a match — e.g. running statistics other than the checkpoint's (the "
-                   "port's export overwrites them with one random batch's, SPEC §2.1)")
-            return (f"PASS OM implements {self.closest.upper()} BN: RED to ONNX Runtime {shown} (bs{self.batch_size}, "
-                    f"{self.tiles} tiles); runner-up {self.runner_up} {ratio}× farther (margin {self.margin:g}×), "
-                    f"{fit}")
+                   "port's export overwrites them with one random batch's)")
+            found = (f"OM implements {self.closest.upper()} BN: RED to ONNX Runtime {shown} (bs{self.batch_size}, "
+                     f"{self.tiles} tiles); runner-up {self.runner_up} {ratio}× farther (margin {self.margin:g}×), "
+                     f"{fit}")
+            if self.batch_dependent:
+                return (f"FAIL the OM is BATCH-DEPENDENT: it normalises with the statistics of the batch it is given, "
+                        f"so a tile's labels depend on the other tiles of its batch. {found}. Convert an export in "
+                        "running (or instance) semantics")
+            return f"PASS {found}"
         return (f"FAIL AMBIGUOUS BN semantics: RED {shown} (bs{self.batch_size}, {self.tiles} tiles); {self.closest} "
                 f"and {self.runner_up} are within {ratio}× of each other (a clear winner needs {self.margin:g}×)")
 
@@ -304,9 +319,12 @@ def bn_semantics_criterion(om: np.ndarray, references: Mapping[str, np.ndarray],
     ``instance`` and ``running`` exports when the runner-up is ``margin`` times farther (else ambiguous, a fail)."""
     finding = bn_semantics(om, references, batch_size, margin, tolerance)
     measured = finding.closest if finding.clear else f"ambiguous ({finding.closest}/{finding.runner_up})"
+    if finding.batch_dependent:
+        measured = "batch (batch-dependent)"
     return judged("om.bn_semantics", "which BN semantics the OM implements: its outputs for one batch against ONNX "
                   "Runtime under the batch, instance and running exports of the checkpoint; a clear winner is "
-                  f"{margin:g}× closer (RED) than the runner-up", finding.clear, measured=measured,
-                  units="BN semantics", threshold=f"runner-up ≥ {margin:g}× farther (relative Euclidean distance)",
+                  f"{margin:g}× closer (RED) than the runner-up, and not batch (batch-dependent)", finding.passed,
+                  measured=measured, units="BN semantics",
+                  threshold=f"running or instance, runner-up ≥ {margin:g}× farther (relative Euclidean distance)",
                   basis=basis, reason=finding.explanation(), message=finding.explanation(),
                   **finding.criterion_details(), **details)

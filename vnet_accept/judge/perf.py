@@ -110,6 +110,9 @@ class ThroughputJudgement:
         if v.passed is None:
             why = "no T4 threshold at this batch size (pass --t4-logs)" if v.chip_fps is not None else \
                 f"no NPU figure for bs{batch_size}"
+            if v.chip_fps is None and batch_size in self.required:  # bs1/bs16 decide the tier: a failure
+                return judged(cid, description, False, reason=f"required, not measured: {why} ({v.explanation})",
+                              **common)
             return judged(cid, description, None, measured=v.card_fps, reason=f"{v.explanation}; {why}", **common)
         return judged(cid, description, v.passed, measured=v.card_fps, reason=v.explanation,
                       message="\n".join([v.explanation, self.basis.explanation]), **common)

@@ -173,7 +173,7 @@ def _check_keys(state: dict[str, torch.Tensor], reference: dict[str, torch.Tenso
         if misshaped:
             parts.append(f"{len(misshaped)} mis-shaped ({_listing(misshaped)})")
         raise CheckpointError(f"checkpoint {where} does not fit VNet(elu=False, nll=True): " + "; ".join(parts)
-                              + "; it must be a VNet state dict with upstream names (SPEC §2)")
+                              + "; it must be a VNet state dict with upstream names")
 
 
 def _check_finite(state: dict[str, torch.Tensor], where: object) -> None:

@@ -4,9 +4,11 @@
 * ``accuracy_dataset`` - the prepared tiles under test (:class:`AccuracyDataset`: manifest, normalised root,
   UID list, synthetic or not);
 * ``accuracy_runs`` - :class:`AccuracyRuns`, the session's store of inference runs and post-processing
-  reports. CPU time is the budget (one full tile costs ~5 s on two cores), so every run is made once, on first
+  reports. CPU time is the budget (one full tile costs 1.5-2.5 s on two cores), so every run is made once, on first
   use, and the consistency checks share them: the chain (``--backend`` at ``--infer-batch-size`` over every
-  tile), the first scan's tiles at batch 1, and the same tiles through the other CPU backend.
+  tile), the first scan's tiles at batch 1, and the same tiles through the other CPU backend. With ``--backend
+  auto`` on a CPU those two batch-1 runs come first and their timing decides the chain's backend;
+* ``accuracy_backend`` - the chain's backend (``--backend``, or what ``auto`` decided).
 
 The chain streams its outputs straight into the post-processor (1,072 LUNA16 tiles would be 3.5 GB of files
 written and read back); ``--dump-outputs DIR`` writes them in the ``ais_bench`` layout instead and judges that
@@ -48,7 +50,9 @@ class AccuracyDataset:
 
     def describe(self) -> str:
         kind = "synthetic LUNA16-like dataset" if self.synthetic else "LUNA16"
-        return f"{kind}, {len(self.manifest)} tiles of {len(self.manifest.uids)} scans ({self.uids.describe()})"
+        # The synthetic dataset's UID file lies deep in the artifact cache: its path says nothing to a reader.
+        uids = "its own UID list" if self.synthetic else self.uids.describe()
+        return f"{kind}, {len(self.manifest)} tiles of {len(self.manifest.uids)} scans ({uids})"
 
     def check_entries(self) -> list:
         """The first scan's tiles (at most :data:`CHECK_TILES`)."""
@@ -74,13 +78,45 @@ class Run:
 class AccuracyRuns:
     """Inference runs and post-processing reports of the session, each computed once (see the module docs)."""
 
-    def __init__(self, dataset: AccuracyDataset, backend: str, batch_size: int, bn_mode: str,
-                 make_runner: Callable[[str], Any], workdir: Path, reference: Any,
-                 dump_dir: Path | None = None) -> None:
-        self.dataset, self.backend, self.batch_size, self.bn_mode = dataset, backend, batch_size, bn_mode
+    def __init__(self, dataset: AccuracyDataset, backend: str | Callable[[AccuracyRuns], str], batch_size: int,
+                 bn_mode: str, make_runner: Callable[[str], Any], workdir: Path, reference: Any,
+                 dump_dir: Path | None = None, config: Any = None, label: str = "accuracy chain") -> None:
+        self.dataset, self.batch_size, self.bn_mode = dataset, batch_size, bn_mode
         self.make_runner, self.workdir, self.reference, self.dump_dir = make_runner, workdir, reference, dump_dir
+        self.config, self.label = config, label  # the pytest config the progress lines are written through
+        self._backend = backend  # a name, or a callable deciding it on first use (``--backend auto``)
         self._runs: dict[tuple, Run] = {}
         self._reports: dict[tuple, Any] = {}
+
+    @property
+    def backend(self) -> str:
+        """The chain's backend; with ``--backend auto`` on a CPU, decided on first use by timing the first scan's
+        tiles through both CPU backends - runs the consistency checks need anyway (:func:`time_cpu_backends`)."""
+        if callable(self._backend):
+            self._backend = self._backend(self)
+        return self._backend
+
+    def time_cpu_backends(self, backends: Sequence[str]) -> dict[str, list[float]]:
+        """Seconds per tile of each backend over the first scan's tiles at batch 1 (kept: the batch-invariance and
+        backend-agreement checks compare exactly these runs), for :func:`select_backend`'s decision."""
+        entries = self.dataset.check_entries()
+        times = {}
+        for backend in backends:
+            run = self.in_memory(backend, 1, entries)
+            times[backend] = [run.inference.backend_s / max(1, len(entries))]
+        return times
+
+    def _infer(self, runner: Any, what: str, entries: Sequence, batch_size: int, **kwargs: Any):
+        """:func:`~vnet_accept.results.inference.run_inference` with a progress line: tiles done, and the elapsed
+        time while a batch computes (a batch of 16 full tiles takes tens of seconds on two cores)."""
+        from vnet_accept.plugin.progress import progress
+        from vnet_accept.results.inference import run_inference
+
+        with progress(self.config, f"{self.label}: {what}, {runner.name} bs{batch_size}", total=len(entries),
+                      unit="tile") as bar, bar.running(f"{runner.name} on {min(batch_size, len(entries))} "
+                                                       f"tile{'s' if min(batch_size, len(entries)) != 1 else ''}"):
+            return run_inference(runner, self.dataset.manifest, entries=entries, batch_size=batch_size,
+                                 progress=lambda n: bar.update(n), **kwargs)
 
     @property
     def other_backend(self) -> str:
@@ -92,13 +128,11 @@ class AccuracyRuns:
         the first scan's outputs for the checks), or written as ais_bench writes into ``--dump-outputs``."""
         key = ("chain",)
         if key not in self._runs:
-            from vnet_accept.results.inference import run_inference
-
             manifest = self.dataset.manifest
             runner = self.make_runner(self.backend)
             if self.dump_dir is not None:
-                report = run_inference(runner, manifest, self.dump_dir, layout="ais_bench",
-                                       batch_size=self.batch_size, progress=False)
+                report = self._infer(runner, "every tile", manifest.entries, self.batch_size, out_dir=self.dump_dir,
+                                     layout="ais_bench")
                 self._runs[key] = Run(self.backend, runner.describe(), self.batch_size, list(manifest.entries),
                                       report, self.dump_dir, "ais_bench")
             else:
@@ -110,7 +144,6 @@ class AccuracyRuns:
 
         from vnet_accept.metrics.accuracy import AccuracyAccumulator
         from vnet_accept.metrics.masks import MaskSource
-        from vnet_accept.results.inference import run_inference
         from vnet_accept.results.postprocess import report_from_stream
 
         manifest, checks = self.dataset.manifest, self.dataset.check_entries()
@@ -126,7 +159,8 @@ class AccuracyRuns:
                 accumulator.add_batch([e.key for e in batch], outputs)
                 kept.update((e.stem, o.copy()) for e, o in zip(batch, outputs) if e.stem in wanted)
 
-            inference = run_inference(runner, manifest, None, batch_size=self.batch_size, sink=sink, progress=False)
+            inference = self._infer(runner, "every tile, scored as it streams", manifest.entries, self.batch_size,
+                                    sink=sink)
             self._reports[("streamed",)] = report_from_stream(accumulator, masks, manifest, self.reference,
                                                               time.perf_counter() - start)
         finally:
@@ -163,12 +197,10 @@ class AccuracyRuns:
         """``entries`` through ``backend`` at ``batch_size``, outputs kept in memory (a few tiles only)."""
         key = ("memory", backend, batch_size, tuple(e.stem for e in entries))
         if key not in self._runs:
-            from vnet_accept.results.inference import run_inference
-
             collected: list[np.ndarray] = []
             runner = self.make_runner(backend)
-            report = run_inference(runner, self.dataset.manifest, None, entries=entries, batch_size=batch_size,
-                                   sink=lambda _batch, outputs: collected.append(outputs), progress=False)
+            report = self._infer(runner, f"the first scan's {len(entries)} tiles", entries, batch_size,
+                                 sink=lambda _batch, outputs: collected.append(outputs))
             self._runs[key] = Run(backend, runner.describe(), batch_size, list(entries), report,
                                   arrays=np.concatenate(collected))
         return self._runs[key]
@@ -235,22 +267,36 @@ def accuracy_reference(gate_options):
 
 
 @pytest.fixture(scope="session")
-def accuracy_backend(gate_options, artifact_cache) -> str:
-    """``--backend``, checked against the registry (a usage error lists the known backends); ``auto`` lets
-    :func:`vnet_accept.runners.backend_choice.select_backend` decide (the GPU if usable, else the faster CPU
-    backend, measured once per machine)."""
-    from vnet_accept.errors import UsageError
-    from vnet_accept.runners.registry import get_backend
+def accuracy_backend(accuracy_runs) -> str:
+    """The accuracy chain's backend: ``--backend``, or what ``auto`` decided for this session (see
+    :func:`accuracy_runs`)."""
+    return accuracy_runs.backend
 
-    try:
-        name = gate_options.backend
-        if name == "auto":
-            from vnet_accept.runners.backend_choice import select_backend
 
-            name = select_backend("auto", bn_mode=gate_options.bn_mode, cache=artifact_cache).backend
-        return get_backend(name).name
-    except UsageError as exc:
-        raise pytest.UsageError(f"--backend: {exc}") from None
+def _backend_resolver(gate_options: Any, artifact_cache: Any, vnet_model_of: Callable[[], Any],
+                      onnx_of: Callable[[], Any]) -> Callable[[AccuracyRuns], str]:
+    """``--backend`` checked against the registry (a usage error lists the known backends); ``auto`` lets
+    :func:`vnet_accept.runners.backend_choice.select_backend` decide: the GPU if usable, else the cached decision
+    for this machine, else the CPU backend that ran the first scan's tiles faster (timed on the runs the checks
+    need anyway: no benchmark, no export of its own)."""
+
+    def resolve(runs: AccuracyRuns) -> str:
+        from vnet_accept.errors import UsageError
+        from vnet_accept.runners.backend_choice import select_backend
+        from vnet_accept.runners.registry import get_backend
+
+        try:
+            name = gate_options.backend
+            if name == "auto":
+                name = select_backend("auto", bn_mode=gate_options.bn_mode, cache=artifact_cache,
+                                      model=vnet_model_of(), onnx=onnx_of,
+                                      benchmark=lambda *_args, **_kw: runs.time_cpu_backends(("torch-cpu", "ort-cpu"))
+                                      ).backend
+            return get_backend(name).name
+        except UsageError as exc:
+            raise pytest.UsageError(f"--backend: {exc}") from None
+
+    return resolve
 
 
 @pytest.fixture(scope="session")
@@ -259,8 +305,8 @@ def accuracy_dataset(gate_options, prepared_tiles, normalized_dataset, test_uids
 
 
 @pytest.fixture(scope="session")
-def accuracy_runs(accuracy_dataset, accuracy_backend, gate_options, onnx_export, vnet_checkpoint,
-                  accuracy_reference, tmp_path_factory) -> AccuracyRuns:
+def accuracy_runs(accuracy_dataset, gate_options, onnx_export, vnet_checkpoint, artifact_cache,
+                  accuracy_reference, tmp_path_factory, pytestconfig, request) -> AccuracyRuns:
     from vnet_accept.runners.registry import create_runner, get_backend
 
     bn_mode = gate_options.bn_mode
@@ -274,8 +320,13 @@ def accuracy_runs(accuracy_dataset, accuracy_backend, gate_options, onnx_export,
         return create_runner(backend, model=models["model"], bn_mode=bn_mode)
 
     dump = Path(gate_options.dump_outputs) if gate_options.dump_outputs else None
-    return AccuracyRuns(accuracy_dataset, accuracy_backend, gate_options.infer_batch_size, bn_mode, make_runner,
-                        tmp_path_factory.mktemp("accuracy"), accuracy_reference, dump_dir=dump)
+    backend = _backend_resolver(gate_options, artifact_cache, lambda: request.getfixturevalue("vnet_model"),
+                                lambda: onnx_export(bn_mode))
+    runs = AccuracyRuns(accuracy_dataset, backend, gate_options.infer_batch_size, bn_mode, make_runner,
+                        tmp_path_factory.mktemp("accuracy"), accuracy_reference, dump_dir=dump, config=pytestconfig)
+    if gate_options.backend != "auto":
+        runs.backend  # noqa: B018 - an unknown --backend is a usage error now, before any run
+    return runs
 
 
 @pytest.fixture(scope="session")

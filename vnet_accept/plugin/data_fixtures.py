@@ -106,7 +106,11 @@ def normalized_dataset(pytestconfig: pytest.Config, luna16_root: Path, test_uids
 
     def build(directory: Path) -> None:
         jobs = min(available_cpus(), len(scans))
-        with progress(pytestconfig, f"normalising {test_uids.describe()}", total=len(scans), unit="scan") as bar:
+        from vnet_accept.plugin.options import get_option
+
+        synthetic = not get_option(pytestconfig, "luna16_root")  # its UID file lies deep in the cache: not shown
+        what = f"the synthetic dataset's {len(scans)} scans" if synthetic else test_uids.describe()
+        with progress(pytestconfig, f"normalising {what}", total=len(scans), unit="scan") as bar:
             results = normalize_dataset(scans, directory, jobs=jobs, layout=raw,
                                         progress=lambda uid, ok: bar.update(detail=uid if ok else f"FAILED {uid}"))
         if results.failures:

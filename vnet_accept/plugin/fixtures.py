@@ -47,7 +47,7 @@ def shared_dir(pytestconfig: pytest.Config, gate_options: GateOptions) -> Path:
     candidate = Path(pytestconfig.rootpath).parent / "shared"
     if (candidate / "reference").is_dir():
         return candidate
-    pytest.skip("the shared reference folder is absent (SPEC, reference transcripts, real LUNA16 masks); "
+    pytest.skip("the shared reference folder is absent (the port's reference transcripts, real LUNA16 masks); "
                 "pass --shared-dir DIR or set VNET_ACCEPT_SHARED=DIR")
 
 

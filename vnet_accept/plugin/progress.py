@@ -25,7 +25,9 @@ Rules it keeps:
 * quiet under pytest-xdist workers (only the controller owns the terminal), with ``-qq``, and when the terminal
   reporter is disabled (``-p no:terminal``);
 * on a terminal the line is rewritten in place at most ``min_interval`` (0.2 s) apart; in a log (CI, not a tty)
-  a new line at most every 30 s, plus the first and the last, so logs stay short;
+  a new line at most every 10 s, plus the first and the last, so a log is never silent for long and stays short;
+* ``p.running(what)`` (and ``p.waiting(what)``) keep the line alive while one long call computes: the elapsed time
+  every second on a terminal, every 10 s in a log;
 * writes always start on a fresh line and leave the reporter ready to print the next test result;
 * ``p.update`` is cheap when nothing is printed; thread-safe (a lock around the state and the writes).
 """
@@ -40,9 +42,9 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 TTY_INTERVAL_S = 0.2
-LOG_INTERVAL_S = 30.0
+LOG_INTERVAL_S = 10.0
 TTY_HEARTBEAT_S = 1.0
-LOG_HEARTBEAT_S = 60.0
+LOG_HEARTBEAT_S = 10.0
 
 
 def format_duration(seconds: float) -> str:
@@ -172,6 +174,7 @@ class Progress:
         self.count = 0
         self.detail = ""
         self.waiting_for: str | None = None
+        self._waiting_verb = "waiting for"
         self._waiting_since = 0.0
         self.started = clock()
         self._last_print = self.started
@@ -187,7 +190,7 @@ class Progress:
         if self.total:
             done = f"{self.count}/{self.total}{unit}"
         else:
-            done = f"{self.count}{unit}" if self.count or final else ""
+            done = f"{self.count}{unit}" if self.count else ""  # a step without counts shows its time only
         timing = format_duration(elapsed)
         if self.count and elapsed > 0:
             rate = self.count / elapsed
@@ -199,7 +202,7 @@ class Progress:
         if final:
             return f"{text} done"
         if self.waiting_for:
-            text += f" waiting for {self.waiting_for} ({format_duration(now - self._waiting_since)})"
+            text += f" {self._waiting_verb} {self.waiting_for} ({format_duration(now - self._waiting_since)})"
         elif self.detail:
             text += f" {self.detail}"
         return text
@@ -227,12 +230,12 @@ class Progress:
             self._show(force=True)
 
     @contextlib.contextmanager
-    def waiting(self, what: str, heartbeat: float | None = None) -> Iterator[None]:
+    def waiting(self, what: str, heartbeat: float | None = None, verb: str = "waiting for") -> Iterator[None]:
         """Say what the step is waiting for (a tool, a lock, a download) and show the elapsed time while it
-        waits: a heartbeat every second on a terminal, every minute in a log."""
+        waits: a heartbeat every second on a terminal, every 10 s in a log."""
         interval = heartbeat if heartbeat is not None else (TTY_HEARTBEAT_S if self.writer.tty else LOG_HEARTBEAT_S)
         with self._lock:
-            self.waiting_for, self._waiting_since = what, self.clock()
+            self.waiting_for, self._waiting_since, self._waiting_verb = what, self.clock(), verb
             self._show(force=True)
         stop = threading.Event()
 
@@ -250,6 +253,10 @@ class Progress:
             thread.join()
             with self._lock:
                 self.waiting_for = None
+
+    def running(self, what: str, heartbeat: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """:meth:`waiting`, said as "running <what>": a long computation (a batch of tiles) keeps the line alive."""
+        return self.waiting(what, heartbeat, verb="running")
 
     def close(self) -> None:
         with self._lock:

@@ -17,13 +17,16 @@ import pytest
 
 from vnet_accept.io_utils import sha256_file
 from vnet_accept.judge.criterion import Criterion, judged
-from vnet_accept.report.record import build_report, detail_problems, provenance, summarise, write_report
+from vnet_accept.report.record import build_report, detail_problems, provenance, write_report
 
 PROPERTY = "vnet_accept_criterion"
 records_key = pytest.StashKey[list]()  # per item: Criterion objects not yet shipped
 recorded_key = pytest.StashKey[bool]()  # per item: something was shipped already
 session_key = pytest.StashKey[list]()  # on the controller: every Criterion of the session
 report_path_key = pytest.StashKey[Path]()
+#: Set by a caller that publishes the report itself afterwards (``vnet-accept gate`` writes into a staging folder
+#: and names the final one in its verdict block): the criteria section does not print the staging path.
+published_by_caller_key = pytest.StashKey[bool]()
 
 
 class GateRecorder:
@@ -108,12 +111,52 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _criterion_from_marker(item: pytest.Item, marker: pytest.Mark) -> Criterion:
-    cid = marker.args[0] if marker.args else marker.kwargs.get("id", item.name)
     description = marker.args[1] if len(marker.args) > 1 else marker.kwargs.get("description", "")
+    return Criterion(id=criterion_id(item, marker), description=description, test=item.nodeid)
+
+
+def criterion_id(item: pytest.Item, marker: pytest.Mark | None = None) -> str:
+    """The id a marked test records when it stops before recording (a skip, a crash), spelled as the measured
+    one is, so a criterion keeps its id between a machine that measures it and one that cannot.
+
+    The marker's id is a template: ``{name}`` fields are filled from the test's parameters, then from the gate's
+    options of that name (``"om.atc.bs{batch_size}"``, ``"finite.torch-cuda-{dtype}.{bn_mode}"``); a callable
+    is called with those names as keyword arguments. A parametrised test whose id has no field gets
+    ``[<parameter id>]`` appended, so its criteria stay distinct."""
+    marker = marker or item.get_closest_marker("criterion")
+    template = marker.args[0] if marker.args else marker.kwargs.get("id", item.name)
     callspec = getattr(item, "callspec", None)
-    if callspec is not None:
-        cid = f"{cid}[{callspec.id}]"
-    return Criterion(id=cid, description=description, test=item.nodeid)
+    names = template_fields(template)
+    if not names:
+        return f"{template}[{callspec.id}]" if callspec is not None else str(template)
+    values = {name: _field_value(item, name) for name in names}
+    return template(**values) if callable(template) else template.format_map(values)
+
+
+def template_fields(template: Any) -> list[str]:
+    """The names a criterion id template needs: its ``{fields}``, or a callable's parameters."""
+    if callable(template):
+        import inspect
+
+        return list(inspect.signature(template).parameters)
+    import string
+
+    return [field.split(".")[0].split("[")[0] for _, field, _, _ in string.Formatter().parse(str(template))
+            if field]
+
+
+def _field_value(item: pytest.Item, name: str) -> Any:
+    """A template field's value: the test's parameter of that name, else the gate's option (``bn_mode``)."""
+    from vnet_accept.options import OPTIONS_BY_DEST
+    from vnet_accept.plugin.options import get_option
+
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if name in params:
+        return params[name]
+    if name in OPTIONS_BY_DEST:
+        return get_option(item.config, name)
+    raise pytest.UsageError(f"{item.nodeid}: the criterion id template needs {{{name}}}, which is neither a parameter "
+                            "of the test nor a gate option")
 
 
 def _outcome_reason(report: pytest.TestReport) -> str:
@@ -151,13 +194,14 @@ class GateReportPlugin:
         self.config.stash[report_path_key] = self.report_path
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        lines = terminal_lines(self.config)
+        gate_run = self.config.stash.get(published_by_caller_key, False)  # its verdict block says the verdict
+        lines = terminal_lines(self.config, self.settings, verdict_line=not gate_run)
         if not lines:
             return
         terminalreporter.section("vnet-accept gate criteria")
         for line in lines:
             terminalreporter.write_line(line)
-        if self.report_path is not None:
+        if self.report_path is not None and not gate_run:
             terminalreporter.write_line(f"gate report: {self.report_path}")
 
 
@@ -169,12 +213,56 @@ def collected_criteria(config: pytest.Config) -> list[Criterion]:
     return list(by_id.values())
 
 
-def terminal_lines(config: pytest.Config) -> list[str]:
+def terminal_lines(config: pytest.Config, settings: dict[str, Any] | None = None,
+                   verdict_line: bool = True) -> list[str]:
+    """The "vnet-accept gate criteria" section: one line per family (every criterion with ``-v``), each failure's
+    headline, each skip reason once with the criteria it covers, and the verdict on the port (not in a gate run,
+    whose verdict block follows)."""
+    from vnet_accept.report.readiness import readiness
+
     criteria = sorted(collected_criteria(config), key=lambda c: c.id)
     if not criteria:
         return []
-    s = summarise(criteria)
-    lines = [c.headline() for c in criteria]
-    counts = ", ".join(f"{n} {v}" for v, n in s["counts"].items() if n)
-    lines.append(f"gate: {s['overall'].upper()} ({counts})")
+    dicts = [c.to_dict() for c in criteria]
+    if _verbosity(config) >= 1:
+        lines = [c.headline() for c in criteria]
+    else:
+        lines = family_lines(criteria)
+    if verdict_line:
+        lines.append(f"gate: {readiness(dicts, settings).summary()}")
     return lines
+
+
+def family_lines(criteria: list[Criterion]) -> list[str]:
+    """One line per family (``PASS  parity: 6 passed``), the headline of each failed or errored criterion under
+    its family, then every distinct skip reason once, numbered, with the criteria it covers."""
+    from vnet_accept.report.families import by_family, label_of
+
+    reasons: dict[str, list[str]] = {}
+    for c in criteria:
+        if c.verdict == "skip":
+            reasons.setdefault(c.reason or "no reason given", []).append(c.id)
+    number = {reason: i for i, reason in enumerate(reasons, 1)}
+    lines = []
+    for family, members in by_family([c.to_dict() for c in criteria]):
+        counts = {v: sum(m["verdict"] == v for m in members) for v in ("pass", "fail", "error", "skip")}
+        word = "FAIL" if counts["fail"] else "ERROR" if counts["error"] else "PASS" if counts["pass"] else "SKIP"
+        parts = [f"{counts[v]} {w}" for v, w in (("pass", "passed"), ("fail", "failed"), ("error", "errored"))
+                 if counts[v]]
+        if counts["skip"]:
+            refs = sorted({number[m.get("reason") or "no reason given"] for m in members if m["verdict"] == "skip"})
+            parts.append(f"{counts['skip']} not judged [{', '.join(map(str, refs))}]")
+        lines.append(f"{word:5} {label_of(family)}: {', '.join(parts)}")
+        lines += ["      " + Criterion.from_dict(m).headline() for m in members if m["verdict"] in ("fail", "error")]
+    if reasons:
+        lines.append("not judged, each reason once (every criterion's line: pytest -v, or gate-report.md):")
+        for reason, ids in reasons.items():
+            shown = ", ".join(ids[:3]) + (f", … ({len(ids) - 3} more)" if len(ids) > 3 else "")
+            lines.append(f"  [{number[reason]}] {reason} ({len(ids)} criteri{'a' if len(ids) != 1 else 'on'}: "
+                         f"{shown})")
+    return lines
+
+
+def _verbosity(config: pytest.Config) -> int:
+    get = getattr(config, "get_verbosity", None)
+    return get() if callable(get) else int(getattr(config.option, "verbose", 0) or 0)

@@ -62,7 +62,8 @@ def selftest_chain(pytestconfig: pytest.Config, artifact_cache: Any, tmp_path_fa
         label, total = (f"self-test: clean chain (the shipped weights are for another recipe: trains a width-"
                         f"{SELFTEST_RECIPE.width} VNet for {SELFTEST_RECIPE.steps} steps unless cached)",
                         SELFTEST_RECIPE.steps)
-    with progress(pytestconfig, label, total=total, unit="step" if total else "") as bar:
+    with progress(pytestconfig, label, total=total, unit="step" if total else "") as bar, \
+            bar.running("data, exports, ONNX Runtime and PyTorch over its tiles"):
         return build_clean_chain(artifact_cache, tmp_path_factory.mktemp("selftest-chain"),
                                  progress=lambda step, total, loss: bar.update(detail=f"loss {loss:.3f}"))
 
@@ -81,8 +82,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.section("vnet-accept self-test")
     terminalreporter.write_line(f"{score.verdict.upper()} {score.id}: {score.measured} ({score.threshold})"
                                 + (f" — {score.reason}" if score.reason else ""))
+    verbose = config.get_verbosity() >= 1 if hasattr(config, "get_verbosity") else config.option.verbose >= 1
     for row in score.details.get("defects", []):
-        mark = "caught" if row.get("caught") else "MISSED"
+        caught = bool(row.get("caught"))
+        if caught and not verbose:  # one line per defect with -v (and in the report); a missed one always
+            continue
+        mark = "caught" if caught else "MISSED"
         for criterion, line in (row.get("messages") or {}).items():
             terminalreporter.write_line(f"  {row['defect']:<58} -> {criterion:<27} {mark}: {(line or '')[:110]}")
     for alarm in score.details.get("false_alarms", []):

@@ -3,7 +3,9 @@
 * ``per_volume_error.png`` - per-volume error rates of the primary accuracy source (an OM one when there is one),
   sorted, with the pooled rate and the published reference for scale;
 * ``worst_volume.png`` - the worst volume's central axial, coronal and sagittal CT slices with the
-  prediction/mask disagreement overlaid (missed lung in blue, false lung in red);
+  prediction/mask disagreement overlaid (missed lung in blue, false lung in red), the mask's outline on top, the
+  tiles not evaluated (empty mask: skipped by the tiling) greyed and hatched, and NOT JUDGED in the title when the
+  criterion was not judged;
 * ``fps_per_batch.png`` - card fps per batch size against the T4 thresholds (and the 1.2× Benchmark bound);
 * ``parity_margins.png`` - each parity / batch-invariance difference against its threshold (log scale).
 
@@ -141,34 +143,65 @@ def worst_volume(report: Mapping[str, Any], path: Path) -> str | None:
         if missing:
             return f"{npz} lacks {', '.join(missing)}"
         ct, mask, pred = data["ct"], data["mask"].astype(bool), data["prediction"].astype(bool)
+        tiles = [int(t) for t in data["tiles"]] if "tiles" in data else None
     if not (ct.ndim == 3 and ct.shape == mask.shape == pred.shape):
         return f"{npz}: ct/mask/prediction shapes differ or are not 3-D ({ct.shape}, {mask.shape}, {pred.shape})"
+    evaluated = _evaluated(tiles, ct.shape)
     z, y, x = (s // 2 for s in ct.shape)
     views = ((f"axial (z={z})", np.s_[z, :, :]), (f"coronal (y={y})", np.s_[::-1, y, :]),
              (f"sagittal (x={x})", np.s_[::-1, :, x]))
-    fig = _figure(8.4, 3.3)
+    fig = _figure(8.4, 3.6)
     axes = fig.subplots(1, 3)
+    shaded = False
     for ax, (title, index) in zip(axes, views):
         ax.imshow(np.clip(ct[index], -1000, 400), cmap="gray", vmin=-1000, vmax=400, interpolation="nearest")
+        if evaluated is not None and not evaluated[index].all():
+            # Tiles not evaluated (their mask is empty, so the tiling skips them) hold no prediction: greyed and
+            # hatched, so their lack of overlay is not read as agreement.
+            outside = (~evaluated[index]).astype(float)
+            ax.imshow(np.where(outside > 0, 0.55, np.nan), cmap="Greys", vmin=0, vmax=1, alpha=0.6,
+                      interpolation="nearest")
+            ax.contourf(outside, levels=[0.5, 1.5], colors="none", hatches=["////"])
+            shaded = True
         overlay = np.zeros((*ct[index].shape, 4))
         overlay[mask[index] & ~pred[index]] = (0.1, 0.4, 1.0, 0.55)  # missed lung
         overlay[pred[index] & ~mask[index]] = (1.0, 0.15, 0.1, 0.55)  # false lung
         ax.imshow(overlay, interpolation="nearest")
-        ax.contour(mask[index].astype(float), levels=[0.5], colors=["#fdd835"], linewidths=0.5)
+        if mask[index].any():  # the reference outline on top of everything
+            ax.contour(mask[index].astype(float), levels=[0.5], colors=["#fdd835"], linewidths=0.6)
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
     from matplotlib.patches import Patch
 
-    fig.legend(handles=[Patch(color=(0.1, 0.4, 1.0), label="mask only (missed)"),
-                        Patch(color=(1.0, 0.15, 0.1), label="prediction only (false)"),
-                        Patch(edgecolor="#fdd835", facecolor="none", label="mask outline")],
-               loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    handles = [Patch(color=(0.1, 0.4, 1.0), label="mask only (missed)"),
+               Patch(color=(1.0, 0.15, 0.1), label="prediction only (false)"),
+               Patch(edgecolor="#fdd835", facecolor="none", label="mask outline")]
+    if shaded:
+        handles.append(Patch(facecolor="#9e9e9e", edgecolor="#424242", hatch="////",
+                             label="not evaluated: tiles with an empty mask are skipped, not scored"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=2 if shaded else 3, fontsize=8, frameon=False)
     rate = worst.get("error_rate_pct")
-    fig.suptitle(f"worst volume …{str(worst.get('uid', '?'))[-12:].lstrip('.')} "
-                 + (f"({rate:.3f} % error, " if isinstance(rate, (int, float)) else "(")
-                 + f"{'.'.join(_segments(c['id'])[2:])})", fontsize=10)
+    title = (f"worst volume …{str(worst.get('uid', '?'))[-12:].lstrip('.')} "
+             + (f"({rate:.3f} % error over its evaluated tiles, " if isinstance(rate, (int, float)) else "(")
+             + f"{'.'.join(_segments(c['id'])[2:])})")
+    if c.get("verdict") not in ("pass", "fail"):
+        why = (c.get("reason") or "not judged").split(";")[0].split(" (measured")[0]
+        title += f"\nNOT JUDGED — {why}"
+    fig.suptitle(title, fontsize=9 if "\n" in title else 10)
     _save(fig, path)
     return None
+
+
+def _evaluated(tiles: Sequence[int] | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Where the evaluated tiles lie (bool, the volume's shape), or None when unknown (arrays written before
+    ``tiles`` was saved, or a volume of another shape)."""
+    if tiles is None:
+        return None
+    from vnet_accept.data.tiles import VOLUME_SHAPE, coverage
+
+    if tuple(shape) != tuple(VOLUME_SHAPE):
+        return None
+    return coverage(tiles) > 0
 
 
 def fps_per_batch(report: Mapping[str, Any], path: Path) -> str | None:

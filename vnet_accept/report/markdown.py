@@ -25,7 +25,7 @@ from vnet_accept.reference import (
     AccuracyReference,
 )
 from vnet_accept.report.modelzoo import MODELZOO_FILE, Status, format_modelzoo_level
-from vnet_accept.report.notjudged import NotJudgedGroup
+from vnet_accept.report.notjudged import NotJudgedGroup, short_reason
 
 REPORT_MD = "gate-report.md"
 DASH = "—"
@@ -78,12 +78,19 @@ def short_value(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+#: Key of a criterion's copy (made by :func:`render_markdown`) holding its skip reason's number in "What was not
+#: judged and why": a table cell says "not judged [n]" and the reason is written out once, there.
+REASON_REF = "_reason_ref"
+
+
 def verdict_text(c: Mapping[str, Any], with_reason: bool = False) -> str:
     v = c.get("verdict", "error")
     word = {"pass": "**PASS**", "fail": "**FAIL**", "skip": "skipped", "error": "**ERROR**"}.get(v, v)
     reason = c.get("reason") or ""
+    if v == "skip" and c.get(REASON_REF):
+        return f"not judged [{c[REASON_REF]}]: {short_reason(reason)}"
     if v == "skip":
-        return f"skipped: {reason}" if reason else "skipped"
+        return f"not judged: {reason}" if reason else "not judged"
     if with_reason and reason and v in ("fail", "error"):
         return f"{word}: {reason}"
     return word
@@ -137,7 +144,8 @@ def accuracy_section(report: Mapping[str, Any], figures: Mapping[str, Any]) -> l
     lines = ["## Accuracy", "",
              f"Rule in force: |error − {ref.published_error_pct:g} %| ≤ {ref.tolerance_pp:g} percentage point "
              f"(`--reference-error`, `--tolerance-pp`). Error rate = voxels whose arg-max class differs from the "
-             "lung mask / all voxels of all kept 64×80×80 tiles, pooled over the test split (SPEC §6). The "
+             "lung mask / all voxels of all kept 64×80×80 tiles (tiles whose mask is empty are not evaluated), "
+             "pooled over the test split. The "
              "relative and point-accuracy views are shown so nobody has to guess the unit of \"within 1 %\".", ""]
     header = ("source", "error rate", "incorrect / total voxels", f"Δ vs {ref.published_error_pct:g} % (pp)",
               "relative change", f"point accuracy (published {100 - ref.published_error_pct:.3f} %)",
@@ -162,7 +170,7 @@ def accuracy_section(report: Mapping[str, Any], figures: Mapping[str, Any]) -> l
                      "not run: no accuracy criterion in this run (the accuracy checks are deselected, e.g. by "
                      "`-m`/`-k`, or not installed in this version)", DASH])
     port = ref.views(PORT_310_ERROR_PCT)
-    rows.append(["reference port, Ascend 310 (SPEC §6; not measured here)", f"{PORT_310_ERROR_PCT:.4f} %",
+    rows.append(["reference port, Ascend 310 (published; not measured here)", f"{PORT_310_ERROR_PCT:.4f} %",
                  f"{PORT_310_INCORRECT:,} / {PORT_310_TOTAL:,}", num(port["abs_diff_pp"], "+.4f"),
                  num(port["relative_change_pct"], "+.1f", " %"), num(port["point_accuracy_pct"], ".4f", " %"),
                  DASH, "1072 / 134", "reference", "the port's published bs1/bs16 result"])
@@ -182,7 +190,7 @@ def performance_section(report: Mapping[str, Any], figures: Mapping[str, Any],
     throughput = sorted((c for c in crits if _segments(c["id"])[:2] == ["perf", "throughput"]),
                         key=lambda c: batch_of(c) or 0)
     lines = ["## Performance", "",
-             "Rule (SPEC §7): card fps > T4 fps at every batch size (bs1 and bs16 authoritative). Card fps = "
+             "Rule: card fps > T4 fps at every batch size (bs1 and bs16 authoritative). Card fps = "
              "per-chip throughput × chips per card (Ascend 310: 4 chips; 310P: 1); the NPU tools measure one chip. "
              "Placement by the lower card/T4 ratio at bs1 and bs16: < 1.0 Research, 1.0–1.2 Official, > 1.2 "
              "Benchmark (\"Perfect\").", ""]
@@ -216,7 +224,7 @@ def performance_section(report: Mapping[str, Any], figures: Mapping[str, Any],
         lines.append(f"Recorded tier criterion `{tier['id']}`: {num(tier.get('measured'))} — "
                      f"{verdict_text(tier, True)}.")
     port = ", ".join(f"bs{bs} {fps:g} → {4 * fps:.2f}" for bs, fps in PORT_310_CHIP_FPS.items())
-    lines += ["", f"For comparison (SPEC §7, not measured here): the reference port's 310 figures per chip → card: "
+    lines += ["", f"For comparison (published, not measured here): the reference port's 310 figures per chip → card: "
               f"{port} fps.", ""]
     lines += _figure_lines(figures, "fps_per_batch", "Card fps per batch size against the T4 thresholds")
     return lines
@@ -309,10 +317,21 @@ def modelzoo_section(statuses: Sequence[Status]) -> list[str]:
             "measured failure — see below what was missing.", ""]
 
 
+def reason_numbers(groups: Sequence[NotJudgedGroup]) -> dict[str, int]:
+    """Each distinct skip reason's number, in the order "What was not judged and why" lists them."""
+    numbers: dict[str, int] = {}
+    for g in groups:
+        for reason in g.reasons:
+            numbers.setdefault(reason, len(numbers) + 1)
+    return numbers
+
+
 def not_judged_section(groups: Sequence[NotJudgedGroup], absent_families: Sequence[str]) -> list[str]:
     lines = ["## What was not judged and why", ""]
     if not groups and not absent_families:
         return lines + ["Every criterion of this run was judged.", ""]
+    numbers = reason_numbers(groups)
+    lines += ["Each reason once, numbered as the tables above refer to it (\"not judged [n]\").", ""]
     for g in groups:
         n = len(g.criteria)
         lines += [f"### Missing: {g.missing.label} — {n} criteri{'a' if n != 1 else 'on'}", "",
@@ -320,7 +339,7 @@ def not_judged_section(groups: Sequence[NotJudgedGroup], absent_families: Sequen
         for reason in g.reasons:
             ids = [c["id"] for c in g.criteria if (c.get("reason") or "no reason given") == reason]
             shown = ", ".join(f"`{i}`" for i in ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
-            lines.append(f"- {reason} ({shown})")
+            lines.append(f"- [{numbers[reason]}] {reason} ({shown})")
         lines.append("")
     if absent_families:
         lines += ["### Families with no criterion in this run", ""]
@@ -408,10 +427,10 @@ def _figure_lines(figures: Mapping[str, Any], name: str, title: str) -> list[str
 
 
 def header_section(report: Mapping[str, Any], statuses: Sequence[Status]) -> list[str]:
-    summary = report.get("summary") or {}
-    counts = summary.get("counts") or {}
+    from vnet_accept.report.readiness import REQUIRED_TEXT, readiness
+
     gate = report.get("gate") or {}
-    overall = str(summary.get("overall", "no verdict")).upper()
+    ready = readiness(report.get("criteria", []), report.get("settings") or {})
     lines = ["# VNet PyTorch → ONNX → Ascend OM: vnet-accept gate report", ""]
     if report.get("complete") is False:
         why = gate.get("explanation") or "the run did not finish"
@@ -419,12 +438,16 @@ def header_section(report: Mapping[str, Any], statuses: Sequence[Status]) -> lis
                   "not file this report.", ""]
     elif report.get("complete") is None:
         lines += ["> Written from a plain `pytest --gate-report` run, not finalised by `vnet-accept gate`.", ""]
-    total = summary.get("criteria", len(report.get("criteria", [])))
-    parts = [f"{counts.get(k, 0)} {label}" for k, label in
-             (("pass", "passed"), ("fail", "failed"), ("error", "errored"), ("skip", "not judged (skipped)"))
-             if counts.get(k)]
     exit_text = f" Exit status {gate['exit_code']}." if "exit_code" in gate else ""
-    lines += [f"**Verdict: {overall}** — {total} criteria: {', '.join(parts) or 'none'}.{exit_text}", ""]
+    lines += [f"**Verdict: {ready.headline}** — {ready.counts_text()}.{exit_text}", ""]
+    if ready.verdict == "not gated":
+        reasons = [f"- {why}{';' if i < len(ready.reasons) - 1 else '.'}" for i, why in enumerate(ready.reasons)]
+        lines += ["The port was **not gated**, so this report cannot be filed: every criterion judged here passed, "
+                  "but", "", *reasons, "",
+                  f"A report is ready to file when the trained checkpoint is judged and so are {REQUIRED_TEXT}.",
+                  ""]
+    elif ready.verdict == "ready":
+        lines += [f"Gated: the trained checkpoint was judged, and so were {REQUIRED_TEXT}.", ""]
     if gate.get("tests_deselected"):
         ran = gate.get("tests_selected")
         lines += [f"Selection: {ran} test{'s' if ran != 1 else ''} selected, {gate['tests_deselected']} deselected "
@@ -433,7 +456,8 @@ def header_section(report: Mapping[str, Any], statuses: Sequence[Status]) -> lis
     if judged_on:
         lines += ["Judged on: " + "; ".join(judged_on) + ".", ""]
     lines.append("`modelzoo_level.txt`: " + ", ".join(
-        f"`{s.line()}`" + ("" if s.judged else " (not judged)") for s in statuses) + ".")
+        f"`{s.line()}`" + ("" if s.judged else " (not judged)") for s in statuses)
+        + (" — not gated: nothing was demonstrated about the port." if ready.verdict == "not gated" else "."))
     bad = [c for c in report.get("criteria", []) if c.get("verdict") in ("fail", "error")]
     if bad:
         lines += ["", "Why it failed:", ""]
@@ -455,6 +479,10 @@ def render_markdown(report: Mapping[str, Any], statuses: Sequence[Status], group
                     figures: Mapping[str, Any], absent_families: Sequence[str] = ()) -> str:
     """The whole ``gate-report.md``. ``figures``: name -> ``{"file": "x.png"}`` or ``{"reason": "..."}``."""
     perf = next((s for s in statuses if s.key == "PerfStatus"), None)
+    numbers = reason_numbers(groups)
+    report = {**report, "criteria": [  # copies whose skip cells refer to the reason listed once, at the end
+        {**c, REASON_REF: numbers.get(c.get("reason") or "no reason given")} if c.get("verdict") == "skip" else c
+        for c in report.get("criteria", [])]}
     lines = [*header_section(report, statuses),
              *accuracy_section(report, figures),
              *performance_section(report, figures, perf),

@@ -1,4 +1,4 @@
-"""``modelzoo_level.txt`` derived from the verdicts (SPEC §7), never written by hand.
+"""``modelzoo_level.txt`` derived from the verdicts, never written by hand.
 
 The file is ``Key:Value`` lines, as in the model zoo: ``FuncStatus`` (OK/NOK), ``PrecisionStatus`` (OK/POK/NOK)
 and ``PerfStatus`` (PERFECT/OK/POK/NOK). The gate's rules (:func:`modelzoo_statuses`):
@@ -17,6 +17,10 @@ and ``PerfStatus`` (PERFECT/OK/POK/NOK). The gate's rules (:func:`modelzoo_statu
     (Benchmark tier, every batch size beats the T4), OK (Official tier, every batch size beats the T4), POK (the
     tier is not Research but some batch size does not beat the T4; a batch size whose figure errored counts
     as not beating it), NOK (Research tier). No ratio at bs1 or bs16: NOK, *not judged*.
+
+**A run that did not gate the port** (stand-in weights, or a required criterion not judged; see
+:mod:`vnet_accept.report.readiness`) writes ``NOK`` on all three lines, whatever the criteria alone give: the
+report says NOT READY TO FILE, and the file says the same.
 
 **A skipped criterion never makes a status OK.** When nothing decided a status (everything it rests on was
 skipped for want of the trained checkpoint, LUNA16 or an NPU), the file still holds the line, with ``NOK``: the
@@ -91,10 +95,13 @@ def _ids(criteria: Iterable[Mapping[str, Any]], limit: int = 3) -> str:
 
 
 def _skip_reasons(criteria: Iterable[Mapping[str, Any]], limit: int = 2) -> str:
+    """The first clause of each distinct skip reason (the whole reason is in the report's "not judged" list)."""
+    from vnet_accept.report.notjudged import short_reason
+
     reasons: dict[str, None] = {}
     for c in criteria:
         if c.get("verdict") == "skip" and c.get("reason"):
-            reasons.setdefault(c["reason"], None)
+            reasons.setdefault(short_reason(c["reason"]), None)
     listed = list(reasons)[:limit]
     return "; ".join(listed) if listed else ""
 
@@ -189,10 +196,26 @@ def perf_status(criteria: Sequence[Mapping[str, Any]]) -> Status:
     return Status("PerfStatus", result.perf_status, True, result.explanation + note, ids)
 
 
-def modelzoo_statuses(criteria: Sequence[Mapping[str, Any]]) -> list[Status]:
-    """The three statuses, in file order, from the report's criteria (dicts as in ``gate-report.json``)."""
+def modelzoo_statuses(criteria: Sequence[Mapping[str, Any]],
+                      settings: Mapping[str, Any] | None = None) -> list[Status]:
+    """The three statuses, in file order, from the report's criteria (dicts as in ``gate-report.json``).
+
+    With the run's ``settings``, a run that did not gate the port (stand-in weights, or a required criterion not
+    judged: :mod:`vnet_accept.report.readiness`) writes ``NOK`` on every line, not judged, whatever the criteria
+    alone would give - so the file agrees with the report's NOT READY TO FILE; each reason names the value the
+    criteria alone gave."""
     criteria = list(criteria)
-    return [func_status(criteria), precision_status(criteria), perf_status(criteria)]
+    statuses = [func_status(criteria), precision_status(criteria), perf_status(criteria)]
+    if settings is None:
+        return statuses
+    from vnet_accept.report.readiness import readiness
+
+    ready = readiness(criteria, settings)
+    if ready.verdict != "not gated":
+        return statuses
+    why = "stand-in weights" if ready.standin else f"{len(ready.required_not_judged)} required criteria not judged"
+    return [Status(s.key, "NOK", False, f"not gated ({why}; see the verdict); the criteria alone give {s.value}: "
+                   f"{s.reason}", s.criteria) for s in statuses]
 
 
 def format_modelzoo_level(statuses: Iterable[Status]) -> str:

@@ -9,6 +9,11 @@ in the reason wins (reasons lead with what is missing: "seeded stand-in weights:
 --luna16-root" is about the checkpoint), ties go to the table order, and a reason that matches none lands in
 ``other``, shown with its own text. A criterion may also say it directly with
 ``details["needs"] = "<key>"`` (a key of :data:`MISSING`), which takes precedence.
+
+A hint never asks for what was given: with the run's settings, a category whose option was given
+(``--npu-results``, ``--weights``, ``--luna16``, ``--shared-dir``) is not a candidate - the reason is about
+something else that option's input lacked, and the next matching category (or ``other``, with the criterion's own
+reason) says what.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class Missing:
     label: str  # "an Ascend NPU"
     provide: str  # how to provide it, one sentence
     pattern: re.Pattern[str]
+    given_by: tuple[str, ...] = ()  # the options (dest) that provide it: once given, never asked for again
 
 
 def _p(*alternatives: str) -> re.Pattern[str]:
@@ -38,7 +44,7 @@ MISSING: tuple[Missing, ...] = (
             "from one and pass --npu-results DIR (with --soc-version)",
             _p(r"\bnpu\b", r"\bascend", r"\batc\b", r"ais_bench", r"\bcann\b", r"npu-smi", r"--npu-results",
                r"benchmark\.(x86_64|aarch64)", r"legacy benchmark", r"soc[ _-]?version", r"chips per card",
-               r"\bom\b", r"\.om\b")),
+               r"\bom\b", r"\.om\b"), ("npu_results",)),
     Missing("gpu", "an NVIDIA GPU (CUDA-enabled PyTorch, TensorRT)",
             "run on a host with an NVIDIA GPU and a CUDA build of PyTorch (tox -e gpu); for T4 thresholds from your "
             "own trtexec logs pass --t4-logs",
@@ -47,28 +53,61 @@ MISSING: tuple[Missing, ...] = (
             "pass --weights vnet_model_best.pth.tar (the port's trained checkpoint; seeded stand-in weights cannot "
             "be held to the published accuracy)",
             _p(r"--vnet-weights", r"--weights", r"\btrained\b", r"\bseeded\b", r"stand-in", r"random weights",
-               r"checkpoint")),
+               r"checkpoint"), ("vnet_weights",)),
     Missing("luna16", "the LUNA16 dataset",
-            "pass --luna16 ROOT (raw or normalised layout) and --test-uids reference/test_uids.txt",
-            _p(r"luna16", r"--luna16", r"synthetic (data|scan)", r"--test-uids", r"test split")),
+            "pass --luna16 ROOT (raw or normalised layout) and --test-uids FILE (the test split's UID list)",
+            _p(r"luna16", r"--luna16", r"synthetic (data|scan)", r"--test-uids", r"test split"), ("luna16_root",)),
     Missing("shared", "the project's shared reference folder",
-            "pass --shared-dir DIR (the folder holding SPEC.md and reference/) or set VNET_ACCEPT_SHARED=DIR",
-            _p(r"--shared-dir", r"VNET_ACCEPT_SHARED", r"shared reference folder", r"reference/transcripts")),
+            "pass --shared-dir DIR (the project's reference folder: the port's transcripts, real masks) or set "
+            "VNET_ACCEPT_SHARED=DIR",
+            _p(r"--shared-dir", r"VNET_ACCEPT_SHARED", r"shared reference folder", r"reference/transcripts"),
+            ("shared_dir",)),
 )
 MISSING_BY_KEY: Mapping[str, Missing] = {m.key: m for m in MISSING}
 OTHER = Missing("other", "other reasons", "see each reason below", re.compile(r"(?!)"))
 
 
-def classify(reason: str, needs: str | None = None) -> Missing:
-    """What a skip with this ``reason`` lacked (``needs``, a :data:`MISSING` key, wins when given)."""
-    if needs and needs in MISSING_BY_KEY:
+def short_reason(reason: str, limit: int = 90) -> str:
+    """The first clause of a reason (up to ``limit`` characters), for a place that refers to the full one."""
+    head = re.split(r"(?<=[^\d]);|: (?=[a-z])", reason, maxsplit=1)[0].strip()
+    return head if len(head) <= limit else head[:limit - 1].rstrip() + "…"
+
+
+def provided(settings: Mapping[str, Any] | None) -> set[str]:
+    """The :data:`MISSING` keys the run's settings provide (their option was given)."""
+    settings = settings or {}
+    return {m.key for m in MISSING if m.given_by and all(settings.get(dest) for dest in m.given_by)}
+
+
+def classify(reason: str, needs: str | None = None, given: Iterable[str] = ()) -> Missing:
+    """What a skip with this ``reason`` lacked (``needs``, a :data:`MISSING` key, wins when given); categories in
+    ``given`` (see :func:`provided`) are not candidates."""
+    given = set(given)
+    if needs and needs in MISSING_BY_KEY and needs not in given:
         return MISSING_BY_KEY[needs]
     best: tuple[int, int, Missing] | None = None
+    best_given: tuple[int, int, Missing] | None = None
     for rank, missing in enumerate(MISSING):
         m = missing.pattern.search(reason or "")
-        if m and (best is None or (m.start(), rank) < best[:2]):
+        if not m:
+            continue
+        if missing.key in given:
+            if best_given is None or (m.start(), rank) < best_given[:2]:
+                best_given = (m.start(), rank, missing)
+        elif best is None or (m.start(), rank) < best[:2]:
             best = (m.start(), rank, missing)
-    return best[2] if best else OTHER
+    if best is not None:
+        return best[2]
+    if best_given is not None:  # about what was given: its input lacks something, which the reason names
+        return given_but_incomplete(best_given[2])
+    return OTHER
+
+
+def given_but_incomplete(missing: Missing) -> Missing:
+    """The group of skips about an input that was given but lacks something (the reasons say what)."""
+    options = ", ".join("--" + dest.replace("_", "-") for dest in missing.given_by)
+    return Missing(f"{missing.key}-incomplete", f"{missing.label}: given ({options}), but something it needs is "
+                   "missing", "see each reason: it names what the input lacks", re.compile(r"(?!)"), missing.given_by)
 
 
 @dataclass
@@ -89,16 +128,20 @@ class NotJudgedGroup:
                 "criteria": [c["id"] for c in self.criteria], "reasons": self.reasons}
 
 
-def not_judged(criteria: Iterable[Mapping[str, Any]]) -> list[NotJudgedGroup]:
-    """Skipped criteria grouped by what was missing, in :data:`MISSING` order, ``other`` last."""
+def not_judged(criteria: Iterable[Mapping[str, Any]], settings: Mapping[str, Any] | None = None
+               ) -> list[NotJudgedGroup]:
+    """Skipped criteria grouped by what was missing, in :data:`MISSING` order, ``other`` last; with the run's
+    ``settings``, never by something that was given (see the module docstring)."""
+    given = provided(settings)
     groups: dict[str, NotJudgedGroup] = {}
     for c in criteria:
         if c.get("verdict") != "skip":
             continue
         details = c.get("details") or {}
-        missing = classify(c.get("reason", ""), details.get("needs") if isinstance(details, Mapping) else None)
+        missing = classify(c.get("reason", ""), details.get("needs") if isinstance(details, Mapping) else None,
+                           given)
         groups.setdefault(missing.key, NotJudgedGroup(missing)).criteria.append(dict(c))
-    order = [m.key for m in MISSING] + [OTHER.key]
+    order = [k for m in MISSING for k in (m.key, f"{m.key}-incomplete")] + [OTHER.key]
     return [groups[k] for k in order if k in groups]
 
 
@@ -107,4 +150,8 @@ def summary_line(group: NotJudgedGroup, width: int = 4) -> str:
     ids = [c["id"] for c in group.criteria]
     shown = ", ".join(ids[:width]) + (f", … ({len(ids) - width} more)" if len(ids) > width else "")
     n = len(ids)
-    return f"{group.missing.label}: {n} criteri{'a' if n != 1 else 'on'} ({shown}) — {group.missing.provide}"
+    provide = group.missing.provide
+    if group.missing is OTHER or group.missing.key.endswith("-incomplete"):  # the reason itself says what
+        reasons = group.reasons
+        provide = reasons[0] + (f" (and {len(reasons) - 1} other reasons)" if len(reasons) > 1 else "")
+    return f"{group.missing.label}: {n} criteri{'a' if n != 1 else 'on'} ({shown}) — {provide}"

@@ -55,9 +55,13 @@ def render_report(report: dict[str, Any], directory: str | os.PathLike[str]) -> 
     from vnet_accept.report import figures as figures_module
 
     directory = Path(directory)
+    from vnet_accept.report.readiness import readiness
+
     criteria = report.get("criteria", [])
-    statuses = modelzoo_statuses(criteria)
-    groups = not_judged(criteria)
+    settings = report.get("settings") or {}
+    statuses = modelzoo_statuses(criteria, settings)
+    groups = not_judged(criteria, settings)
+    report["readiness"] = readiness(criteria, settings).to_dict()
     errors: list[dict[str, str]] = []
     try:
         figures = figures_module.render_figures(report, directory)
@@ -95,7 +99,8 @@ def fallback_markdown(report: Mapping[str, Any], error: str) -> str:
     lines = ["# VNet PyTorch → ONNX → Ascend OM: vnet-accept gate report", "",
              f"> The full report could not be rendered ({error}); this is the plain list of verdicts. "
              "`gate-report.json` holds everything; `vnet-accept report DIR` renders it again.", "",
-             f"**Verdict: {str(summary.get('overall', 'no verdict')).upper()}**", ""]
+             f"**Verdict: {(report.get('readiness') or {}).get('summary') or str(summary.get('overall')).upper()}**",
+             ""]
     lines += [f"- `{Criterion.from_dict(c).headline()}`" for c in report.get("criteria", [])]
     return "\n".join(lines) + "\n"
 

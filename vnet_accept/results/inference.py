@@ -274,15 +274,17 @@ class InferenceReport:
 def run_inference(runner: Runner, manifest: Manifest, out_dir: str | os.PathLike[str] | None = None, *,
                   layout: str | None = "ais_bench", batch_size: int = 1, shard: Shard = Shard(),
                   device_id: int = 0, entries: Sequence[ManifestEntry] | None = None, resume: bool = True,
-                  sink: Sink | None = None, progress: bool = True, width: int | None = None,
+                  sink: Sink | None = None, progress: bool | Callable[[int], Any] = True, width: int | None = None,
                   overlap: bool = False) -> InferenceReport:
     """Run ``entries`` (default: every tile of ``manifest``, in its order) through ``runner`` (activated here if
     it is not active) and write outputs under ``out_dir`` in ``layout`` and/or pass them to ``sink``, through
     :func:`infer_stream` (``overlap``: read ahead and score behind while the device computes).
 
     ``width`` (the VNet base width, for GFLOP/s) defaults to what the runner reveals, else 16 (stated in the
-    report's notes). Returns the :class:`InferenceReport`; with ``out_dir`` it is also written there as
-    ``vnet_accept_infer[_shardKofN].json``, the run record that ties every output to what made it.
+    report's notes). ``progress``: a tqdm bar on stderr (True), none (False), or a callable given the number of
+    tiles each batch finished (the gate's progress line). Returns the :class:`InferenceReport`; with ``out_dir`` it
+    is also written there as ``vnet_accept_infer[_shardKofN].json``, the run record that ties every output to what
+    made it.
     """
     from vnet_accept.model.flops import gflop_per_tile
     from vnet_accept.runners.registry import runner_width
@@ -553,7 +555,23 @@ def _check_existing_layout(out_dir: Path, layout: str) -> None:
                         "into it would mix two layouts - choose another -o or the same --layout")
 
 
-def _progress(total: int, name: str, enabled: bool):
+class _CallbackBar:
+    """``progress=callable``: the caller shows progress its own way (the gate's terminal writer under pytest's
+    capture); ``callable(n)`` is called with the tiles each batch finished."""
+
+    def __init__(self, callback: Callable[[int], Any]) -> None:
+        self.callback = callback
+
+    def update(self, n: int) -> None:
+        self.callback(n)
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, name: str, enabled: bool | Callable[[int], Any]):
+    if callable(enabled):
+        return _CallbackBar(enabled)
     from tqdm import tqdm
 
     return tqdm(total=total, desc=f"infer {name}", unit="tile", file=sys.stderr, dynamic_ncols=True,

@@ -60,7 +60,7 @@ PROBLEM_KINDS = {
     "bad_npy": "a .npy that is not float32 (64, 80, 80, 2) in C order",
     "nonfinite": "an output holding NaN or Inf values",
     "unknown_tile": "an output whose input stem is not a tile of the manifest (another dataset or split?)",
-    "output_index": "output index off by one: <stem>_1 where <stem>_0 was expected or the reverse (SPEC §9)",
+    "output_index": "output index off by one: <stem>_1 where <stem>_0 was expected or the reverse",
     "duplicate": "two outputs for the same tile (e.g. in two dumpOutput_device folders)",
     "text_output": "text outputs (the legacy tool without -output_binary=True); rerun with binary output",
     "wrong_format": "a file of the other format (.npy among .bin outputs or the reverse)",

@@ -246,14 +246,15 @@ def _key_digest(key: dict[str, Any]) -> str:
 
 
 def select_backend(requested: str = "auto", *, bn_mode: str = "running", cache: Any = None, model: Any = None,
-                   onnx: Any = None, refresh: bool = False,
-                   cuda_available: Callable[[], bool] | None = None) -> BackendChoice:
+                   onnx: Any = None, refresh: bool = False, cuda_available: Callable[[], bool] | None = None,
+                   benchmark: Callable[..., dict[str, list[float]]] | None = None) -> BackendChoice:
     """The backend for the reference pass.
 
     ``requested`` other than ``auto`` is checked against the registry (and ``torch-cuda*`` against the machine)
     and used. ``auto`` picks ``torch-cuda`` when a GPU is usable and the PyTorch model can be built (``model``
     given, or neither ``model`` nor ``onnx`` given); with only an ONNX, ``ort-cpu``; otherwise
-    :func:`choose_cpu_backend` decides between the CPU backends.
+    :func:`choose_cpu_backend` decides between the CPU backends (``benchmark`` replaces its timing: the gate
+    times the first scan's tiles, which it runs through both backends anyway).
     """
     if cuda_available is None:
         def cuda_available() -> bool:
@@ -274,7 +275,8 @@ def select_backend(requested: str = "auto", *, bn_mode: str = "running", cache: 
         return BackendChoice("torch-cuda", "a CUDA GPU is usable (override with --backend)")
     if have_onnx and not have_model:
         return BackendChoice("ort-cpu", "only an ONNX file is at hand (pass the weights to let PyTorch compete)")
-    return choose_cpu_backend(model=model, onnx=onnx, bn_mode=bn_mode, cache=cache, refresh=refresh)
+    return choose_cpu_backend(model=model, onnx=onnx, bn_mode=bn_mode, cache=cache, refresh=refresh,
+                              benchmark=benchmark)
 
 
 def default_cache() -> Any:
