@@ -6,6 +6,15 @@ import pytest
 import torch
 
 
+@pytest.fixture(autouse=True)
+def _not_an_xdist_worker_inside(monkeypatch):
+    """Under ``pytest -n`` the pytest runs these tests start in-process (pytester, the gate) are plain sessions,
+    not xdist workers; without this they inherit the worker's environment and pytest-benchmark (and the perf
+    marker's self-enabling benchmark) would take them for workers."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+
+
 @pytest.fixture
 def one_thread():
     """Tests that check numbers or plumbing with many tiny CPU forwards run them on one PyTorch thread: on a busy

@@ -15,6 +15,7 @@ from vnet_accept.io_utils import (
     atomic_write_json,
     atomic_write_text,
     available_cpus,
+    claim_cpu_share,
     sha256_bytes,
     sha256_file,
 )
@@ -128,3 +129,26 @@ def test_available_cpus_follows_the_affinity_mask(monkeypatch):
     assert available_cpus() == 2
     monkeypatch.delattr("os.sched_getaffinity", raising=False)  # macOS, Windows: the machine's CPUs
     assert available_cpus() == 8
+
+
+@pytest.mark.parametrize(("cpus", "index", "count", "kept"), [
+    ([0, 1], 0, 2, (0,)), ([0, 1], 1, 2, (1,)),                       # two workers on two cores: one core each
+    ([0, 1, 2, 3, 4, 5, 6, 7], 1, 2, (1, 3, 5, 7)),                  # half of eight
+    ([0, 1], 2, 4, (0,)),                                             # more workers than CPUs: at least one
+    ([4, 9, 11], 1, 3, (9,)),                                         # the CPUs the process may use, not 0..n-1
+])
+def test_each_worker_claims_its_own_share_of_the_cpus(monkeypatch, cpus, index, count, kept):
+    pinned = {}
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(cpus), raising=False)
+    monkeypatch.setattr("os.sched_setaffinity", lambda pid, s: pinned.update(cpus=tuple(s)), raising=False)
+    monkeypatch.delitem(__import__("sys").modules, "torch", raising=False)  # not torch's thread count here
+    assert claim_cpu_share(index, count) == kept
+    assert pinned["cpus"] == kept
+
+
+def test_a_single_worker_or_cpu_keeps_its_affinity(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr("os.sched_setaffinity", lambda pid, s: pytest.fail("nothing to share"), raising=False)
+    assert claim_cpu_share(0, 1) is None
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {3}, raising=False)
+    assert claim_cpu_share(0, 2) is None

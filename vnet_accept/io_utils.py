@@ -193,3 +193,27 @@ def available_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # no sched_getaffinity (macOS, Windows)
         return os.cpu_count() or 1
+
+
+def claim_cpu_share(index: int, count: int) -> tuple[int, ...] | None:
+    """Pin this process to its share of the CPUs it may use: worker ``index`` of ``count`` sibling processes
+    (pytest-xdist workers) gets every ``count``-th CPU from ``index``, at least one. Each process's PyTorch,
+    OpenMP, ONNX Runtime and data jobs then size themselves to that share (:func:`available_cpus`) instead of
+    each starting a thread per CPU: two workers × two threads on two cores ran the suite no faster than one.
+    Returns the CPUs kept, or ``None`` where affinity cannot be set (macOS, Windows) or nothing needs sharing."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    if count <= 1 or len(cpus) <= 1:
+        return None
+    share = tuple(cpus[index % len(cpus)::count]) or (cpus[index % len(cpus)],)
+    try:
+        os.sched_setaffinity(0, share)
+    except OSError:
+        return None
+    import sys
+
+    if "torch" in sys.modules:  # imported before the share was claimed: its thread pool was sized to all CPUs
+        sys.modules["torch"].set_num_threads(len(share))
+    return share

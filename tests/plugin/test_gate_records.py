@@ -422,3 +422,48 @@ def test_x():
     result = run_inner()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_x: the criterion id template needs {batchsize}, which is neither a parameter*"])
+
+
+SHARED_RUNS_SUITE = '''
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def reduced_runs():
+    return os.getpid()  # computed in memory: once per worker that uses it
+
+
+def _note(request, kind, pid):
+    cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+    (request.config.rootpath / f"{kind}-{request.node.name}.txt").write_text(f"{pid} {cpus}")
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_uses_the_runs(reduced_runs, request, i):
+    _note(request, "runs", reduced_runs)
+
+
+@pytest.mark.parametrize("i", range(6))
+def test_independent(request, i):
+    _note(request, "free", os.getpid())
+'''
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_getaffinity"), reason="needs CPU affinity (Linux)")
+def test_under_loadgroup_tests_sharing_in_memory_runs_share_one_worker_and_workers_share_the_cpus(gate_pytester,
+                                                                                                  run_inner):
+    import os
+
+    gate_pytester.makepyfile(test_shared=SHARED_RUNS_SUITE)
+    result = run_inner("-p", "xdist", "-n", "2", "--dist", "loadgroup")
+    result.assert_outcomes(passed=12)
+    notes = {p.name: p.read_text().split() for p in gate_pytester.path.glob("*-test_*.txt")}
+    assert len(notes) == 12
+    runs = {pid for name, (pid, _) in notes.items() if name.startswith("runs-")}
+    assert len(runs) == 1, f"reduced_runs computed in {len(runs)} workers: {notes}"
+    cpus_by_pid = {pid: cpus for pid, cpus in notes.values()}
+    if len(os.sched_getaffinity(0)) >= 2 and len(cpus_by_pid) == 2:  # both workers got work: disjoint CPU shares
+        a, b = (set(c.split(",")) for c in cpus_by_pid.values())
+        assert not a & b, f"workers share CPUs: {cpus_by_pid}"

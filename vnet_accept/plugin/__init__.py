@@ -52,12 +52,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    worker = getattr(config, "workerinput", None)
+    if worker is not None:  # a pytest-xdist worker: its share of the CPUs, so workers do not oversubscribe them
+        from vnet_accept.io_utils import claim_cpu_share
+
+        claim_cpu_share(int(str(worker["workerid"]).lstrip("gw") or 0), int(worker["workercount"]))
     report_dir = get_option(config, "gate_report")
     settings = {dest: _jsonable(get_option(config, dest)) for dest in _SETTINGS_SHOWN}
     config.pluginmanager.register(GateReportPlugin(config, Path(report_dir) if report_dir else None, settings),
                                   PLUGIN_NAME)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the xdist_group markers added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     from vnet_accept.plugin.records import criterion_id
 
@@ -68,6 +74,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                     "@pytest.mark.criterion('parity.onnxrt_vs_torch', 'description')")
         if marker is not None:
             criterion_id(item, marker)  # a template naming an unknown field fails here, not when the test skips
+    if config.pluginmanager.hasplugin("xdist"):
+        _group_by_shared_runs(items)
+
+
+#: Session fixtures that compute in memory (nothing to share through the artifact cache): under
+#: ``pytest -n N --dist loadgroup`` every test using one runs in the same worker, so it is computed once.
+_SHARED_RUNS = ("reduced_runs", "onnx_runs", "accuracy_runs", "selftest_chain", "selftest_runs")
+
+
+def _group_by_shared_runs(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = [name for name in _SHARED_RUNS if name in getattr(item, "fixturenames", ())]
+        if used and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(f"vnet-accept-{used[0].replace('_', '-')}"))
 
 
 _SETTINGS_SHOWN = ("vnet_weights", "onnx", "prep_bin", "prep_info", "luna16_root", "test_uids", "npu_results",
