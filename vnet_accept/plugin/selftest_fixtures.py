@@ -81,7 +81,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     terminalreporter.section("vnet-accept self-test")
     terminalreporter.write_line(f"{score.verdict.upper()} {score.id}: {score.measured} ({score.threshold})"
-                                + (f" — {score.reason}" if score.reason else ""))
+                                # a pass's reason repeats the score; a failure's names what was missed
+                                + (f" — {score.reason}" if score.reason and score.verdict != "pass" else ""))
     verbose = config.get_verbosity() >= 1 if hasattr(config, "get_verbosity") else config.option.verbose >= 1
     for row in score.details.get("defects", []):
         caught = bool(row.get("caught"))
