@@ -153,10 +153,6 @@ class ArtifactCache:
         return final
 
     @staticmethod
-    def _valid(entry: Path, inputs: dict[str, Any]) -> bool:
-        return ArtifactCache._problem(entry, inputs) is None
-
-    @staticmethod
     def _problem(entry: Path, inputs: dict[str, Any]) -> str | None:
         """Why ``entry`` cannot be used for ``inputs`` (``None``: it can): entry.json, key, files and checksums."""
         try:

@@ -16,14 +16,13 @@ from vnet_accept.ascend.inference import (
     legacy_command,
     legacy_pure_command,
     link_inputs,
-    output_path,
 )
 from vnet_accept.ascend.process import run_tool, shell_join
 from vnet_accept.ascend.tools import find_ais_bench
 from vnet_accept.data.prepare import write_info_file
 from vnet_accept.errors import DataError
 from vnet_accept.perf.parsers import parse_perf_file, parse_perf_text
-from vnet_accept.results.layouts import AIS_BENCH_OUTPUT_INDEX, LEGACY_OUTPUT_INDEX, device_dir_name
+from vnet_accept.results.layouts import AIS_BENCH_OUTPUT_INDEX, LEGACY_OUTPUT_INDEX, device_dir_name, output_name
 
 PERF_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "perf"
 
@@ -36,8 +35,7 @@ def test_ais_bench_command_follows_spec():
         "--outfmt BIN --batchsize 16 --loop 5 --device 2")
     pure = AisBenchRequest(Path("vnet_bs1.om"), Path("perf"), "perf_bs1", 1)
     assert "--input" not in ais_bench_command(pure) and "--loop" not in ais_bench_command(pure)
-    assert (request.result_dir, request.summary_path) == (Path("result/result_bs16"),
-                                                          Path("result/result_bs16_summary.json"))
+    assert request.result_dir == Path("result/result_bs16")
 
 
 @pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"loop": 0}, {"output_dirname": "a/b"},
@@ -61,9 +59,8 @@ def test_legacy_command_is_the_spec_line():
 
 def test_output_indices_differ_between_tools(tmp_path):
     tile = Path("prep_bin/12.bin")
-    assert output_path(tmp_path / "result_bs1", tile, AIS_BENCH_OUTPUT_INDEX).name == "12_0.bin"
-    assert output_path(tmp_path / "result" / device_dir_name(3), tile, LEGACY_OUTPUT_INDEX) == (
-        tmp_path / "result" / "dumpOutput_device3" / "12_1.bin")
+    assert output_name(tile.stem, AIS_BENCH_OUTPUT_INDEX) == "12_0.bin"
+    assert output_name(tile.stem, LEGACY_OUTPUT_INDEX) == "12_1.bin" and device_dir_name(3) == "dumpOutput_device3"
 
 
 @pytest.fixture
@@ -120,14 +117,13 @@ def test_replayed_ais_bench_run_is_read_back(stand_in, tmp_path):
     out = tmp_path / "result"
     request = AisBenchRequest(Path("vnet_bs16.om"), out, "result_bs16", 16, input=tmp_path / "prep_bin", device_id=3)
     tool = stand_in("ais_bench", output=PERF_FIXTURES / "ais_bench_console_table_vnet_bs16.log", writes={
-        str(request.summary_path): (PERF_FIXTURES / "result_bs16_summary.json").read_text(),
+        str(out / "result_bs16_summary.json"): (PERF_FIXTURES / "result_bs16_summary.json").read_text(),
         str(request.result_dir / "0_0.bin"): "x"})
     result = run_tool(ais_bench_command(request, find_ais_bench(str(tool.path))), timeout_s=30)
     assert result.returncode == 0 and tool.calls[0][:2] == ["--model", "vnet_bs16.om"]
     (console,) = parse_perf_text(result.output, "console.log").measurements
     (summary,) = parse_perf_file(find_ais_bench_summary(out, "result_bs16")).measurements
     assert console.fps == pytest.approx(summary.fps, rel=1e-5)
-    written = [output_path(request.result_dir, tmp_path / "prep_bin" / f"{i}.bin", AIS_BENCH_OUTPUT_INDEX)
-               for i in range(2)]
+    written = [request.result_dir / output_name(str(i), AIS_BENCH_OUTPUT_INDEX) for i in range(2)]
     assert [p.is_file() for p in written] == [True, False]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from vnet_accept.data.discovery import discover
-from vnet_accept.data.prepare import load_normalized_mask, parse_info, tile_mask
+from vnet_accept.data.prepare import load_normalized_mask, parse_info
+from vnet_accept.data.tiles import Tile
 
 
 def test_prepared_tiles_cover_the_test_split_completely(prepared_tiles, test_uids, normalized_dataset):
@@ -19,7 +20,7 @@ def test_prepared_tiles_cover_the_test_split_completely(prepared_tiles, test_uid
     assert [(line.index, line.path) for line in info] == [(e.index, f"prep_bin/{e.file}") for e in manifest.entries]
     for uid in test_uids.uids[:2]:
         mask = load_normalized_mask(normalized_dataset, uid)
-        kept = [t for t in range(8) if tile_mask(mask, t).any()]
+        kept = [t for t in range(8) if Tile(t).crop(mask).any()]
         assert [t for (u, t) in manifest.by_key if u == uid] == kept
 
 

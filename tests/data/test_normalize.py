@@ -4,6 +4,7 @@ real LUNA16 masks and CT slab."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 from pathlib import Path
@@ -21,13 +22,12 @@ from vnet_accept.data.normalize import (
     AxisFit,
     Geometry,
     crop_or_pad,
-    geometry_from_record,
-    load_record,
     normalize_dataset,
     normalize_scan,
     normalize_volume,
 )
 from vnet_accept.data.parallel import WORKER_DIED
+from vnet_accept.data.provenance import record_path
 from vnet_accept.data.tiles import VOLUME_SHAPE
 from vnet_accept.errors import DataError
 
@@ -130,12 +130,12 @@ def test_normalize_scan_writes_the_three_outputs_and_a_traceable_record(tiny_raw
     assert ct.array.shape == mask.array.shape == VOLUME_SHAPE and ct.array.dtype == np.int16
     assert ct.header.spacing_xyz == (2.5, 2.5, 2.5) and mask.header.compressed and not ct.header.compressed
     assert ct.header.origin_xyz == pytest.approx(source.header.origin_xyz)  # the reference's uncorrected origin
-    assert record == load_record(tmp_path, scan.uid)
+    assert record == json.loads(record_path(tmp_path, scan.uid).read_text())
     assert record["original"]["shape_zyx"] == list(source.array.shape)
     assert record["mask"]["foreground_voxels"] == np.count_nonzero(mask.array) > 0
     assert record["ct"]["pad_value"] == ct.array[0, 0, 0] == ct.array.min()
-    axes = geometry_from_record(record).axes
-    assert [a.offset for a in axes] == [(t - r) // 2 if r < t else (r - t) // 2 for r, t in
+    axes = record["crop_pad"]["axes"]
+    assert [a["offset"] for a in axes] == [(t - r) // 2 if r < t else (r - t) // 2 for r, t in
                                         zip(record["zoom"]["resampled_shape_zyx"], VOLUME_SHAPE, strict=True)]
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
         [f"{scan.uid}.mhd", f"{scan.uid}.raw", f"{scan.uid}.json", f"{scan.uid}.mhd", f"{scan.uid}.zraw"])

@@ -20,7 +20,6 @@ from vnet_accept.data.prepare import (
     parse_info,
     preprocess_dataset,
     read_input_bin,
-    tile_mask,
     write_input_bin,
 )
 from vnet_accept.data.tiles import INPUT_TILE_BYTES, TILE_SHAPE, VOLUME_SHAPE, Tile, ct_to_input, merge_tiles
@@ -82,7 +81,7 @@ def test_preprocess_writes_every_non_empty_tile_in_uid_and_tile_order(prepared, 
     expected_keys = []
     for uid in uids:
         mask = load_normalized_mask(tiny_normalized, uid)
-        expected_keys += [(uid, k) for k in range(8) if tile_mask(mask, k).any()]
+        expected_keys += [(uid, k) for k in range(8) if Tile(k).crop(mask).any()]
     assert [e.key for e in manifest.entries] == expected_keys
     assert [e.index for e in manifest.entries] == list(range(len(expected_keys)))
     assert sorted(p.name for p in manifest.directory.iterdir()) == sorted(
@@ -111,7 +110,7 @@ def test_each_bin_holds_the_scaled_ct_crop_of_its_key(prepared, tiny_normalized)
             if (uid, tile) in manifest.by_key:
                 entry = manifest.entry(uid, tile)
                 assert entry.bounds == Tile(tile).bounds
-                assert entry.foreground_voxels == np.count_nonzero(tile_mask(mask, tile))
+                assert entry.foreground_voxels == np.count_nonzero(Tile(tile).crop(mask))
                 tiles[tile] = manifest.read_input(entry)
                 np.testing.assert_array_equal(tiles[tile], ct_to_input(Tile(tile).crop(ct)))
         merged = merge_tiles(tiles, fill=np.nan)
@@ -188,7 +187,6 @@ def test_ground_truth_loaders(tiny_normalized):
     uid = discover(tiny_normalized).normalized.uids[0]
     mask = load_normalized_mask(tiny_normalized, uid)
     assert mask.shape == VOLUME_SHAPE and mask.dtype == bool and mask.any()
-    np.testing.assert_array_equal(tile_mask(mask, 6), mask[64:, 80:, :80])
-    np.testing.assert_array_equal(tile_mask(mask, Tile(6)), tile_mask(mask, 6))
+    np.testing.assert_array_equal(Tile(6).crop(mask), mask[64:, 80:, :80])
     with pytest.raises(DataError, match="9.9 is not in the normalized layout"):
         load_normalized_mask(tiny_normalized, "9.9")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from vnet_accept.data.discovery import discover
-from vnet_accept.data.normalize import RECORD_VERSION, load_record, normalize_dataset
+from vnet_accept.data.normalize import RECORD_VERSION, normalize_dataset
 from vnet_accept.data.prepare import load_normalized_ct, load_normalized_mask, preprocess_dataset
-from vnet_accept.data.provenance import check_normalized_source
+from vnet_accept.data.provenance import check_normalized_source, record_path
 from vnet_accept.data.uids import UidList
 from vnet_accept.errors import DataError
 from vnet_accept.io_utils import sha256_file
@@ -35,7 +35,7 @@ def _flip_byte(path: Path, offset: int = 100) -> None:
 
 def test_the_record_holds_the_raw_files_identity(dataset):
     uid = _uid(dataset)
-    record = load_record(dataset, uid)
+    record = json.loads(record_path(dataset, uid).read_text())
     assert record["record_version"] == RECORD_VERSION == 2
     ct = record["source_identity"]["ct"]
     raw = dataset / "lung_ct_image" / f"{uid}.raw"
@@ -85,7 +85,7 @@ def test_nothing_to_compare_with_is_not_an_error(dataset, tmp_path):
     alone = tmp_path / "normalised-only"
     for sub in ("normalized_lung_ct", "normalized_lung_mask"):
         shutil.copytree(dataset / sub, alone / sub)
-    record = load_record(alone, uid)
+    record = json.loads(record_path(alone, uid).read_text())
     for role in ("ct", "mask"):  # the recorded raw files are gone too (a copied, normalised-only dataset)
         record["source_identity"][role]["header"] = str(tmp_path / "gone" / f"{uid}.mhd")
     (alone / "normalized_lung_ct" / f"{uid}.json").write_text(json.dumps(record))

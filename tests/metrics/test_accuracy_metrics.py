@@ -12,12 +12,10 @@ from vnet_accept.metrics.accuracy import (
     AccuracyAccumulator,
     NonFiniteOutput,
     bootstrap_error_ci,
-    confusion,
     dice,
     format_port_line,
     iou,
     parse_port_line,
-    predict,
 )
 from vnet_accept.results.synthetic import lung_masks, planted_output
 
@@ -29,26 +27,36 @@ def masks():
     return lung_masks(UIDS, {UIDS[0]: range(8), UIDS[1]: (0, 3), UIDS[2]: (6,)}, seed=3)
 
 
+def _score_one_tile(out: np.ndarray, mask: np.ndarray):
+    """The accumulator's counts and prediction for one tile output against its (64, 80, 80) mask."""
+    volume = np.zeros(VOLUME_SHAPE, dtype=bool)
+    volume[Tile(0).slices] = mask
+    acc = AccuracyAccumulator({"u": volume})
+    return acc.add("u", 0, out), acc.tile_prediction("u", 0)
+
+
 def test_prediction_is_argmax_with_ties_to_class_0():
-    out = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [-np.inf, 0.0], [-2.0, -2.0]], dtype=np.float32)
-    assert predict(out).tolist() == [True, False, False, True, False]
-    assert (predict(out) == (np.argmax(out, axis=-1) == 1)).all()
-    with pytest.raises(ValueError, match="2 classes on the last axis"):
-        predict(np.zeros((4, 3)))
+    out = planted_output(np.zeros(TILE_SHAPE, dtype=bool), np.random.default_rng(0))
+    # The 4th pair's difference overflows float32 to Inf: still finite outputs, still class 1.
+    out.reshape(-1, 2)[:5] = [[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [-3e38, 3e38], [-2.0, -2.0]]
+    with np.errstate(over="ignore"):
+        _, prediction = _score_one_tile(out, np.zeros(TILE_SHAPE, dtype=bool))
+    assert prediction.reshape(-1)[:5].tolist() == [True, False, False, True, False]
+    assert (prediction == (np.argmax(out, axis=-1) == 1)).all()
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.floats(0.0, 0.5), st.floats(0.0, 0.2))
 def test_counts_equal_the_ports_argmax_comparison(seed, error_fraction, tie_fraction):
     rng = np.random.default_rng(seed)
-    mask = rng.random((8, 10, 10)) < 0.4
+    mask = rng.random(TILE_SHAPE) < 0.4
     prediction = mask ^ (rng.random(mask.shape) < error_fraction)
     ties = rng.random(mask.shape) < tie_fraction
     out = planted_output(prediction & ~ties, rng, ties)
-    tp, fp, fn, voxels = confusion(predict(out), mask)
+    counts, _ = _score_one_tile(out, mask)
     port_incorrect = int((out.reshape(-1, 2).argmax(1) != mask.reshape(-1)).sum())
-    assert fp + fn == port_incorrect and voxels == mask.size
-    assert tp + fn == mask.sum()
+    assert counts.incorrect == port_incorrect and counts.voxels == mask.size
+    assert counts.mask_voxels == mask.sum()
 
 
 def test_dice_and_iou_with_the_empty_mask_rule():

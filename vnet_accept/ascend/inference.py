@@ -26,7 +26,6 @@ from typing import TypeVar
 from vnet_accept.ascend.tools import ToolCommand
 from vnet_accept.data.tiles import TILE_SHAPE
 from vnet_accept.errors import DataError
-from vnet_accept.results.layouts import output_name
 
 
 def _prefix(tool: ToolCommand | Sequence[str]) -> list[str]:
@@ -54,10 +53,6 @@ class AisBenchRequest:
     @property
     def result_dir(self) -> Path:
         return self.output / self.output_dirname
-
-    @property
-    def summary_path(self) -> Path:
-        return self.output / f"{self.output_dirname}_summary.json"
 
 
 def ais_bench_command(request: AisBenchRequest, tool: ToolCommand | Sequence[str] = ("python3", "-m", "ais_bench")
@@ -128,11 +123,6 @@ def legacy_pure_command(om_path: Path, batch_size: int, device_id: int, rounds: 
 
 
 # --- outputs -------------------------------------------------------------------------------------------------
-def output_path(result_dir: Path, input_path: Path, index: int, suffix: str = ".bin") -> Path:
-    """Where a tool writes output ``index`` for input ``input_path``: ``<stem>_<index><suffix>``."""
-    return result_dir / output_name(Path(input_path).stem, index, suffix.lstrip("."))
-
-
 def link_inputs(inputs: Sequence[Path], folder: Path) -> Path:
     """A folder holding exactly ``inputs`` for a tool that takes a folder: hard links (no space, and not symbolic
     links, which newer ais_bench versions refuse as inputs), else symbolic links across file systems, else copies."""

@@ -17,7 +17,6 @@ from vnet_accept.errors import ToolError
 _NAME_CELL = re.compile(r"^(?P<npu>\d+)\s+(?P<name>[0-9]{3}[A-Za-z0-9]*)$")
 _CHIP_CELL = re.compile(r"^(?P<chip>\d+)(?:\s+(?P<device>\d+))?$")
 _BUS_ID = re.compile(r"^(?:[0-9A-Fa-f]{4}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f]|NA)$")
-_VERSION = re.compile(r"npu-smi\s+(?P<tool>\S+)\s+Version:\s*(?P<driver>\S+)")
 NPU_SMI_TIMEOUT_S = 60.0
 
 
@@ -95,8 +94,3 @@ def query_npu_smi(npu_smi: ToolCommand, timeout_s: float = NPU_SMI_TIMEOUT_S) ->
         raise ToolError(f"npu-smi info failed ({result.describe_exit()}); is the driver loaded? Output:\n"
                         f"{result.tail()}")
     return parse_npu_smi_info(result.output)
-
-
-def driver_version(text: str) -> str | None:
-    m = _VERSION.search(text)
-    return m.group("driver") if m else None

@@ -19,7 +19,7 @@ For one scan, ``volume`` ``(Z, Y, X)`` int16 with spacing ``(z, y, x)`` mm:
 4. Mask: the same zoom of the label values (0/3/4/5), the same crop/pad, then values < 1 → 0 and values > 0 → 1
    (any interpolated value ≥ 1 - trachea included - is lung); int16 ``.mhd/.zraw``.
 
-Per scan, :func:`normalize_scan` also writes ``normalized_lung_ct/<uid>.json`` (:func:`load_record`): original
+Per scan, :func:`normalize_scan` also writes ``normalized_lung_ct/<uid>.json`` (the *record*): original
 shape/spacing/origin, zoom factors, resampled shape and effective spacing, crop/pad mode and offset per axis,
 pad values, foreground count and the origin corrected for the crop/pad - so any voxel can be traced back
 (:meth:`Geometry.original_index`) - and the identity of the raw CT and mask read (header fields, data file size
@@ -245,7 +245,7 @@ def normalize_scan(scan: ScanFiles, out_root: str | os.PathLike[str], layout: La
     paths = output_paths(out_root, scan.uid)
     record = _record(scan, geometry, ct_header.origin_xyz, ct_header.direction, ct, ct_pad, mask, mask_pad, paths)
     record["source_identity"] = identity
-    record = json.loads(json.dumps(record))  # return exactly what load_record will read (lists, not tuples)
+    record = json.loads(json.dumps(record))  # return exactly what a reader of the JSON gets (lists, not tuples)
     start = time.perf_counter()
     spacing = (NEW_SPACING_MM,) * 3
     with StagedOutputs() as stage:
@@ -281,23 +281,6 @@ def _record(scan: ScanFiles, geometry: Geometry, origin_xyz: Sequence[float], di
         "corrected_origin_xyz": geometry.corrected_origin_xyz(origin_xyz),
         "versions": {"numpy": np.__version__, "scipy": scipy.__version__, "SimpleITK": SimpleITK.__version__},
     }
-
-
-def load_record(root: str | os.PathLike[str], uid: str) -> dict[str, Any]:
-    """The record :func:`normalize_scan` wrote for ``uid`` under the dataset ``root``."""
-    path = output_paths(root, uid)["record"]
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"no readable normalisation record {path} ({exc}); normalise the scan with "
-                        "`vnet-accept normalize` to get one") from None
-
-
-def geometry_from_record(record: dict[str, Any]) -> Geometry:
-    """Rebuild the :class:`Geometry` of a record (to trace a voxel back with :meth:`Geometry.original_index`)."""
-    return Geometry(tuple(record["original"]["shape_zyx"]), tuple(record["original"]["spacing_zyx"]),
-                    tuple(record["zoom"]["resampled_shape_zyx"]), tuple(record["zoom"]["factors_zyx"]),
-                    tuple(AxisFit(**a) for a in record["crop_pad"]["axes"]))  # type: ignore[arg-type]
 
 
 def _normalize_job(scan: ScanFiles, out_root: str, layout: Layout | None) -> dict[str, Any]:

@@ -29,8 +29,8 @@ tools would all pick up). A folder that is not an earlier preprocess output is n
 fails (unreadable, wrong shape, mask not 0/1) writes no tile and is listed in ``failures``; the manifest is
 then marked incomplete and :func:`load_manifest` refuses it unless asked to accept it.
 
-Ground truth for post-processing: :func:`load_normalized_mask` (``(128, 160, 160)`` bool by UID) and
-:func:`tile_mask` (a tile's ``(64, 80, 80)`` crop).
+Ground truth for post-processing: :func:`load_normalized_mask` (``(128, 160, 160)`` bool by UID; a tile's
+``(64, 80, 80)`` crop is :meth:`Tile.crop <vnet_accept.data.tiles.Tile.crop>`).
 """
 
 from __future__ import annotations
@@ -79,7 +79,6 @@ MANIFEST_VERSION = 1
 #: The default info file is ``vnet_<output folder name>.info`` beside the output folder (``-o prep_bin`` gives the
 #: port's ``vnet_prep_bin.info``), so two outputs under one parent never share (and overwrite) one info file.
 DEFAULT_INFO_PATTERN = "vnet_{name}.info"
-DEFAULT_INFO_NAME = DEFAULT_INFO_PATTERN.format(name="prep_bin")
 #: The info file's width and height columns (the port's ``gen_dataset_info.py … 80 80``).
 INFO_WIDTH, INFO_HEIGHT = TILE_SHAPE[2], TILE_SHAPE[1]
 INPUT_DTYPE = np.dtype("<f4")
@@ -218,11 +217,6 @@ def load_normalized_ct(root: str | os.PathLike[str], uid: str) -> np.ndarray:
 def load_normalized_mask(root: str | os.PathLike[str], uid: str) -> np.ndarray:
     """The normalised lung mask of ``uid`` under dataset ``root``: ``(128, 160, 160)`` bool (True = lung)."""
     return _read_mask(_normalized_files(root, uid).mask)
-
-
-def tile_mask(mask: np.ndarray, tile: int | Tile) -> np.ndarray:
-    """The ``(64, 80, 80)`` crop of a ``(128, 160, 160)`` mask for ``tile`` (an index 0-7 or a :class:`Tile`)."""
-    return (tile if isinstance(tile, Tile) else Tile(tile)).crop(mask)
 
 
 def _normalized_files(root: str | os.PathLike[str], uid: str) -> ScanFiles:

@@ -62,12 +62,6 @@ def all_tiles() -> tuple[Tile, ...]:
     return tuple(Tile(k) for k in range(TILES_PER_VOLUME))
 
 
-def split_volume(volume: np.ndarray) -> np.ndarray:
-    """``(128, 160, 160)`` → ``(8, 64, 80, 80)`` (same dtype, a copy), tile ``k`` at index ``k``."""
-    _check_volume(volume, "volume")
-    return np.stack([volume[t.slices] for t in all_tiles()])
-
-
 def merge_tiles(tiles: Mapping[int, np.ndarray] | np.ndarray, fill: float | None = None) -> np.ndarray:
     """Reassemble a ``(128, 160, 160)`` volume from tiles ``{index: (64, 80, 80)}`` (or an ``(8, 64, 80, 80)``
     array), checking that every voxel is written exactly once.

@@ -85,7 +85,3 @@ def _read_facts(path: Path, size: int, mtime_ns: int) -> OnnxFileFacts:
         checker_error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return OnnxFileFacts(path, sha256_file(path), size, locations, missing, checker_error)
 
-
-def fixed_dims(shape: tuple) -> tuple[int | None, ...]:
-    """``shape`` with every symbolic or unknown dimension as None (an int stays)."""
-    return tuple(d if isinstance(d, int) and d > 0 else None for d in shape)

@@ -26,10 +26,6 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"[:300]
 
 
-#: The port's T4 command (SPEC §5), with the batch size and ONNX path filled in.
-PORT_TRTEXEC_ARGS = ("--fp16", "--threads")
-
-
 def trtexec_command(onnx_path: str | Path, batch_size: int, trtexec: str = "trtexec",
                     spatial: tuple[int, int, int] = TILE_SHAPE) -> list[str]:
     """``trtexec --onnx=PATH --fp16 --shapes=actual_input_1:Bx1x64x80x80 --threads`` — the port's command."""

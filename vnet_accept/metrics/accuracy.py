@@ -18,9 +18,9 @@ lung), a batch of them ``(N, 64, 80, 80, 2)``; a *mask* is ``(64, 80, 80)`` bool
 * **Confidence interval** of the pooled error rate: percentile bootstrap over *volumes* (voxel errors within a
   scan are strongly correlated, so resampling voxels or tiles would be far too narrow), seeded.
 
-Two forms, as MONAI does it: pure functions (:func:`predict`, :func:`confusion`, :func:`dice`, :func:`iou`,
-:func:`bootstrap_error_ci`) and the stateful :class:`AccuracyAccumulator` with ``add`` / ``result`` /
-``reset``, which a pass can feed batch by batch without writing files.
+Two forms, as MONAI does it: pure functions (:func:`dice`, :func:`iou`, :func:`bootstrap_error_ci`) and the
+stateful :class:`AccuracyAccumulator` with ``add`` / ``result`` / ``reset``, which a pass can feed batch by batch
+without writing files.
 """
 
 from __future__ import annotations
@@ -55,22 +55,6 @@ class NonFiniteOutput(DataError):
 
 
 # --- pure functions ----------------------------------------------------------------------------------------------
-
-def predict(output: np.ndarray) -> np.ndarray:
-    """``(..., 2)`` log-probabilities (or probabilities) -> ``(...)`` bool, True = lung (see the module docs)."""
-    if output.shape[-1:] != (2,):
-        raise ValueError(f"outputs have the 2 classes on the last axis (N, D, H, W, 2); got shape {output.shape}")
-    return output[..., 1] > output[..., 0]
-
-
-def confusion(prediction: np.ndarray, mask: np.ndarray) -> tuple[int, int, int, int]:
-    """``(tp, fp, fn, voxels)`` of a bool prediction against a bool mask of the same shape."""
-    if prediction.shape != mask.shape:
-        raise ValueError(f"prediction {prediction.shape} and mask {mask.shape} differ in shape")
-    tp = int(np.count_nonzero(prediction & mask))
-    predicted, actual = int(np.count_nonzero(prediction)), int(np.count_nonzero(mask))
-    return tp, predicted - tp, actual - tp, int(prediction.size)
-
 
 def dice(tp: int, fp: int, fn: int) -> float:
     """2·tp / (2·tp + fp + fn); 1.0 when all three are 0 (both empty)."""
@@ -350,7 +334,7 @@ class AccuracyAccumulator:
                              "(D, H, W, 2)")
         prediction = self._predict(uid, key[1], output)
         # Two counts: wrong = fp + fn and predicted = tp + fp, with the mask's lung voxels (tp + fn) counted once
-        # per tile - the same numbers as :func:`confusion`, in fewer passes.
+        # per tile - the confusion counts in fewer passes.
         wrong = int(np.count_nonzero(np.bitwise_xor(prediction, self.masks.tile(uid, key[1]), out=self._xor)))
         predicted = int(np.count_nonzero(prediction))
         actual = self.masks.lung_voxels(uid, key[1])
@@ -362,7 +346,7 @@ class AccuracyAccumulator:
         return counts
 
     def _predict(self, uid: str, tile: int, output: np.ndarray) -> np.ndarray:
-        """:func:`predict` and the NaN/Inf check in two passes over the output (into reused buffers).
+        """The prediction (module docs) and the NaN/Inf check in two passes over the output (into reused buffers).
 
         ``d = out[..., 1] - out[..., 0]`` in float32: for finite operands the rounded difference is 0 only when
         they are equal and keeps the sign of the exact one (overflow gives a signed Inf), so ``d > 0`` is
