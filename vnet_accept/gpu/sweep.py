@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vnet_accept.data.tiles import TILE_SHAPE
+from vnet_accept.gpu.trtexec import error_line
 from vnet_accept.reference import (
     CHIPS_PER_CARD,
     DEFAULT_BATCH_SIZES,
@@ -376,7 +377,7 @@ def run_sweep(model: Any, *, device: str = "cuda", dtypes: Sequence[str] = ("fp1
                 runner.activate()
             except Exception as exc:  # noqa: BLE001 - one variant failing (e.g. compile) must not stop the sweep
                 for bs in batch_sizes:
-                    result.rows.append(SweepRow(variant, described, dtype, bs, None, info, error=_error(exc)))
+                    result.rows.append(SweepRow(variant, described, dtype, bs, None, info, error=error_line(exc)))
                 continue
             try:
                 for bs in batch_sizes:
@@ -402,12 +403,7 @@ def _one_row(runner: Any, variant: str, described: str, dtype: str, bs: int, bat
         return SweepRow(variant, described, dtype, bs, timing, info, numerics)
     except Exception as exc:  # noqa: BLE001 - recorded in the row (out of memory at bs32, a kernel error ...)
         _free_cuda()
-        return SweepRow(variant, described, dtype, bs, None, info, error=_error(exc))
-
-
-def _error(exc: BaseException) -> str:
-    first = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {first}"[:300]
+        return SweepRow(variant, described, dtype, bs, None, info, error=error_line(exc))
 
 
 def _free_cuda() -> None:

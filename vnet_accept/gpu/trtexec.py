@@ -21,7 +21,8 @@ from vnet_accept.data.tiles import TILE_SHAPE
 from vnet_accept.reference import ONNX_INPUT_NAME, T4_FPS
 
 
-def _error(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 300 characters), for a row or run that failed."""
     first = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {first}"[:300]
 
@@ -96,7 +97,7 @@ def run_trtexec(onnx_path: str | Path, batch_sizes: Sequence[int], out_dir: str 
             proc = run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout_s,
                        check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            runs.append(TrtexecRun(bs, cmd, None, None, time.perf_counter() - start, error=_error(exc)))
+            runs.append(TrtexecRun(bs, cmd, None, None, time.perf_counter() - start, error=error_line(exc)))
             continue
         text = proc.stdout or ""
         log_path.write_text(text)

@@ -139,12 +139,9 @@ class TileCounts:
         return {**asdict(self), "incorrect": self.incorrect}
 
 
-@dataclass(frozen=True)
-class VolumeResult:
-    """One scan's evaluated tiles reassembled: counts, error rate, Dice and IoU."""
+class _Scores:
+    """Error rate, Dice and IoU of the counts ``tp``, ``fp``, ``fn`` over ``total`` voxels."""
 
-    uid: str
-    tiles: tuple[int, ...]
     tp: int
     fp: int
     fn: int
@@ -166,14 +163,31 @@ class VolumeResult:
     def iou(self) -> float:
         return iou(self.tp, self.fp, self.fn)
 
+
+@dataclass(frozen=True)
+class VolumeResult(_Scores):
+    """One scan's evaluated tiles reassembled: counts, error rate, Dice and IoU."""
+
+    uid: str
+    tiles: tuple[int, ...]
+    tp: int
+    fp: int
+    fn: int
+    total: int
+
     def to_dict(self) -> dict[str, Any]:
         return {"uid": self.uid, "incorrect": self.incorrect, "total": self.total,
                 "error_rate_pct": self.error_rate_pct, "dice": self.dice, "iou": self.iou,
                 "tiles": list(self.tiles), "tp": self.tp, "fp": self.fp, "fn": self.fn}
 
 
+def _pooled(count: str) -> property:
+    """The sum of one count over every tile of an :class:`AccuracyResult`."""
+    return property(lambda self: sum(getattr(t, count) for t in self.per_tile))
+
+
 @dataclass(frozen=True)
-class AccuracyResult:
+class AccuracyResult(_Scores):
     """Pooled, per-volume and per-tile accuracy of one run, with the bootstrap interval of the error rate."""
 
     per_tile: tuple[TileCounts, ...]
@@ -181,25 +195,10 @@ class AccuracyResult:
     ci95_pct: tuple[float, float]
     bootstrap: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def incorrect(self) -> int:
-        return sum(t.incorrect for t in self.per_tile)
-
-    @property
-    def total(self) -> int:
-        return sum(t.voxels for t in self.per_tile)
-
-    @property
-    def tp(self) -> int:
-        return sum(t.tp for t in self.per_tile)
-
-    @property
-    def fp(self) -> int:
-        return sum(t.fp for t in self.per_tile)
-
-    @property
-    def fn(self) -> int:
-        return sum(t.fn for t in self.per_tile)
+    tp = _pooled("tp")
+    fp = _pooled("fp")
+    fn = _pooled("fn")
+    total = _pooled("voxels")
 
     @property
     def tiles(self) -> int:
@@ -208,18 +207,6 @@ class AccuracyResult:
     @property
     def volumes(self) -> int:
         return len(self.per_volume)
-
-    @property
-    def error_rate_pct(self) -> float:
-        return error_rate_pct(self.incorrect, self.total)
-
-    @property
-    def dice(self) -> float:
-        return dice(self.tp, self.fp, self.fn)
-
-    @property
-    def iou(self) -> float:
-        return iou(self.tp, self.fp, self.fn)
 
     @property
     def mean_volume_dice(self) -> float:

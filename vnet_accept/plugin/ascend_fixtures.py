@@ -91,14 +91,9 @@ settings_key = pytest.StashKey[NpuSettings]()
 
 def pytest_configure(config: pytest.Config) -> None:
     """Check the Ascend options at start-up: a bad value stops the session before any test runs."""
-    from vnet_accept.options import OPTIONS
-    from vnet_accept.plugin.options import get_option
+    from vnet_accept.plugin.options import stash_settings
 
-    values = {opt.dest: get_option(config, opt.dest) for opt in OPTIONS}
-    try:
-        config.stash[settings_key] = npu_settings_from(values)
-    except UsageError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    stash_settings(config, settings_key, npu_settings_from)
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import Any
 
+from vnet_accept.errors import UsageError
 from vnet_accept.options import GROUP, OPTIONS, OPTIONS_BY_DEST, Option
 
 
@@ -33,6 +35,18 @@ def get_option(config: Any, dest: str) -> Any:
     if ini_value not in (None, "", []):
         return _parse(opt, str(ini_value).strip(), f"ini setting {opt.ini}")
     return opt.default
+
+
+def stash_settings(config: Any, key: Any, settings_from: Callable[[dict[str, Any]], Any]) -> None:
+    """Check the options at start-up: store ``settings_from(every resolved value)`` under ``key`` in the config's
+    stash; its :class:`UsageError` stops the session before any test runs."""
+    import pytest
+
+    values = {opt.dest: get_option(config, opt.dest) for opt in OPTIONS}
+    try:
+        config.stash[key] = settings_from(values)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _parse(opt: Option, text: str, where: str) -> Any:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vnet_accept.errors import UsageError
-from vnet_accept.io_utils import atomic_write_json, atomic_write_text
+from vnet_accept.io_utils import atomic_write_json, atomic_write_text, process_alive
 from vnet_accept.report.markdown import REPORT_MD, render_markdown
 from vnet_accept.report.modelzoo import MODELZOO_FILE, format_modelzoo_level, modelzoo_statuses
 from vnet_accept.report.notjudged import not_judged
@@ -215,20 +215,10 @@ def remove_stale_staging(target: Path) -> list[Path]:
             pid = int(marker.read_text().split("\npid ", 1)[1].split(",", 1)[0])
         except (OSError, IndexError, ValueError):
             continue
-        if pid != os.getpid() and not _alive(pid):
+        if pid != os.getpid() and not process_alive(pid):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def rerender(source: str | os.PathLike[str], output: str | os.PathLike[str] | None = None) -> Path:
