@@ -107,7 +107,7 @@ class Runner(abc.ABC):
         return self.input_metadata_impl()
 
     def infer(self, feed: dict[str, np.ndarray], check: bool = True) -> OrderedDict[str, np.ndarray]:
-        """Run one batch. Only the backend call is timed (``last_inference_time_s``)."""
+        """Run one batch. Only the backend call is timed (appended to ``inference_times_s``)."""
         if not self.is_active:
             raise RuntimeError(f"{self.name}: activate the runner (or use it as a context manager) first")
         if check:
@@ -116,10 +116,6 @@ class Runner(abc.ABC):
         outputs = self.infer_impl(feed)
         self.inference_times_s.append(time.perf_counter() - start)
         return OrderedDict(outputs)
-
-    @property
-    def last_inference_time_s(self) -> float | None:
-        return self.inference_times_s[-1] if self.inference_times_s else None
 
     def describe(self) -> str:
         """The basis of every number this runner produces, e.g. ``onnxrt-cpu [bn_mode=running, fp32, cpu]``."""

@@ -121,8 +121,3 @@ def fold_batch_norms(model: VNet, bn_mode: str = "running") -> FoldedVNet:
                          "to fold")
     folded._bn_mode = "running"
     return folded
-
-
-def count_batch_norms(model: nn.Module) -> int:
-    """BN layers still present (0 after folding)."""
-    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
