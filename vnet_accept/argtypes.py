@@ -20,16 +20,6 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
 def int_range(minimum: int, maximum: int | None = None, hint: str = "") -> Callable[[str], int]:
     """An integer in ``[minimum, maximum]`` (``maximum`` None: no upper bound); ``hint`` says why the range."""
 
@@ -47,6 +37,7 @@ def int_range(minimum: int, maximum: int | None = None, hint: str = "") -> Calla
     return parse
 
 
+positive_int = int_range(1)
 non_negative_int = int_range(0)
 
 

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vnet_accept.argtypes import non_negative_int, positive_int
+
 NORMALIZE_EPILOG = """\
 Writes ROOT/normalized_lung_ct/<uid>.mhd+.raw (int16 HU), <uid>.json (geometry record) and
 ROOT/normalized_lung_mask/<uid>.mhd+.zraw (0/1), or the same under --out. Every scan's three files appear
@@ -33,30 +35,12 @@ normalised is refused (re-run normalize). Failed scans are listed, the manifest 
 exit status is 1. A path with whitespace cannot be an info file's line: refused before any work (exit 2)."""
 
 
-def _int_at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
-        return value
-
-    parse.__name__ = f"integer >= {minimum}"
-    return parse
-
-
-positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
-
-
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("synth", help="write a synthetic LUNA16-like dataset (raw layout + UID list)",
                               description=_first_doc_line("vnet_accept.data.synth"))
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output dataset root (created)")
     p.add_argument("--scans", type=positive_int, default=4, metavar="N", help="number of scans (default: 4)")
-    p.add_argument("--seed", type=_non_negative_int, default=0, metavar="S", help="random seed (default: 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, metavar="S", help="random seed (default: 0)")
     p.add_argument("--profile", choices=("small", "full", "tiny"), default="small",
                    help="grid: small = 128x128 px of 2.3-2.8 mm (default, fast); full = 512x512 px of 0.6-0.9 mm, "
                         "1.0-2.5 mm slices (real LUNA16 geometry); tiny = 48x48 scaled phantom for unit tests")
