@@ -19,17 +19,8 @@ import pytest
 
 pytestmark = pytest.mark.npu
 
-def test_convert(atc_tool):
-    pass
-
-def test_infer(npu_inference_tool):
-    pass
-
 def test_soc(npu_soc_version):
     assert npu_soc_version
-
-def test_judge_results(npu_results_dir):
-    pass
 
 def test_card(npu_card):
     print("CHIPS", npu_card.chips_given, npu_card.soc_version)
@@ -42,13 +33,8 @@ def test_t4(t4_thresholds):
 def test_without_cann_every_hardware_test_skips_with_its_reason(pytester, empty_path):
     pytester.makepyfile(test_npu=NPU_TESTS)
     result = pytester.runpytest("-m", "npu", "-rs", "-s", *FAST)
-    result.assert_outcomes(passed=1, skipped=5)  # only the T4 table needs nothing
-    result.stdout.fnmatch_lines([
-        "*test_npu.py:*: atc not found (not on PATH); *set_env.sh*--atc PATH*--npu-results DIR*",
-        "*an NPU inference tool not found (ais_bench not importable in *; benchmark: benchmark.* neither on PATH*",
-        "*SoC version unknown: npu-smi not found*--soc-version*",
-        "*no --npu-results DIR: pass a folder of results*",
-    ])
+    result.assert_outcomes(passed=1, skipped=2)  # only the T4 table needs nothing
+    result.stdout.fnmatch_lines(["*SoC version unknown: npu-smi not found*--soc-version*"])
     result.stdout.fnmatch_lines(["*T4 {1: (10.31899, 'median'), 4: (10.95101, 'mean')*"])
 
 
@@ -60,7 +46,7 @@ def test_options_feed_the_fixtures(pytester, empty_path, tmp_path):
     pytester.makepyfile(test_npu=NPU_TESTS)
     result = pytester.runpytest("-m", "npu", "-s", *FAST, "--soc-version", "Ascend310P3",
                                 "--npu-results", str(results), "--t4-logs", str(t4), "--perf-statistic", "median")
-    result.assert_outcomes(passed=4, skipped=2)
+    result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*CHIPS None Ascend310P3*", "*T4 {16: (10.12658, 'median')}*"])
 
 

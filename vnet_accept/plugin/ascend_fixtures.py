@@ -111,23 +111,6 @@ def ascend_toolset(npu_settings: NpuSettings):
 
 
 @pytest.fixture(scope="session")
-def atc_tool(ascend_toolset):
-    try:
-        return ascend_toolset.require("atc")
-    except ToolError as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="session")
-def npu_inference_tool(ascend_toolset, npu_settings: NpuSettings):
-    """ais_bench or the legacy benchmark, as ``--npu-tool`` says, or a skip naming what is missing."""
-    try:
-        return ascend_toolset.inference_tool(npu_settings.npu_tool)
-    except ToolError as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="session")
 def npu_soc_version(npu_settings: NpuSettings, ascend_toolset) -> str:
     """``--soc-version``, else the SoC of the ``--device-ids`` as ``npu-smi info`` reports it."""
     if npu_settings.soc_version:
@@ -139,14 +122,6 @@ def npu_soc_version(npu_settings: NpuSettings, ascend_toolset) -> str:
         return soc_version_of(chips, npu_settings.device_ids)
     except ToolError as exc:
         pytest.skip(f"SoC version unknown: {exc}")
-
-
-@pytest.fixture(scope="session")
-def npu_results_dir(npu_settings: NpuSettings) -> Path:
-    if npu_settings.results_dir is None:
-        pytest.skip("no --npu-results DIR: pass a folder of results and logs copied from an Ascend host "
-                    "(or set VNET_ACCEPT_NPU_RESULTS)")
-    return npu_settings.results_dir
 
 
 @pytest.fixture(scope="session")
