@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -39,7 +41,8 @@ def test_prediction_is_argmax_with_ties_to_class_0():
     out = planted_output(np.zeros(TILE_SHAPE, dtype=bool), np.random.default_rng(0))
     # The 4th pair's difference overflows float32 to Inf: still finite outputs, still class 1.
     out.reshape(-1, 2)[:5] = [[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [-3e38, 3e38], [-2.0, -2.0]]
-    with np.errstate(over="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an expected overflow is handled, not warned about
         _, prediction = _score_one_tile(out, np.zeros(TILE_SHAPE, dtype=bool))
     assert prediction.reshape(-1)[:5].tolist() == [True, False, False, True, False]
     assert (prediction == (np.argmax(out, axis=-1) == 1)).all()

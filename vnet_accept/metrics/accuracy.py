@@ -339,7 +339,8 @@ class AccuracyAccumulator:
         they are equal and keeps the sign of the exact one (overflow gives a signed Inf), so ``d > 0`` is
         ``out[..., 1] > out[..., 0]``; and ``d`` is finite only when both operands are (Inf - Inf and NaN give
         NaN), except for a finite difference overflowing, which the exact check below sorts out."""
-        d = np.subtract(output[..., 1], output[..., 0], out=self._diff)
+        with np.errstate(over="ignore", invalid="ignore"):  # both handled below: no warning for an expected case
+            d = np.subtract(output[..., 1], output[..., 0], out=self._diff)
         if np.isfinite(d).all():
             return np.greater(d, 0, out=self._prediction)
         finite = np.isfinite(output)
