@@ -50,8 +50,9 @@ OPTIONS: tuple[Option, ...] = (
            "normalized_lung_ct/ plus normalized_lung_mask/); without it, the synthetic dataset is used", "DIR"),
     Option("--test-uids", "test-split UID list, one series UID per line", "FILE"),
     Option("--onnx", "the port's ONNX file under test (its vnet_pth2onnx.py output): every export, parity, batch-"
-           "invariance and BN-semantics criterion judges it against --vnet-weights, and the OMs in --npu-results are "
-           "compared with it; without it the gate judges its own reference export", "FILE", env="VNET_ACCEPT_ONNX"),
+           "invariance and BN-semantics criterion judges it against --vnet-weights, the accuracy chain's ONNX "
+           "Runtime runs use it, and the OMs in --npu-results are compared with it; without it the gate judges its "
+           "own reference export", "FILE", env="VNET_ACCEPT_ONNX"),
     Option("--atc-opset", "the ONNX opset the port's ATC converts; export.contract requires it", "N", positive_int,
            reference.ATC_OPSET),
     Option("--prep-bin", "the port's network inputs under test (vnet_preprocess.py's prep_bin/: <i>.bin numbered "

@@ -21,6 +21,7 @@ EXPORT_SUITE = FIXTURES + ("from vnet_accept.checks.test_export import (  # noqa
 PARITY_SUITE = FIXTURES + "from vnet_accept.checks.test_parity import test_parity_batch16_reduced  # noqa\n"
 ALL_SUITE = EXPORT_SUITE + "from vnet_accept.checks.test_parity import test_parity_full_tile  # noqa\n" + \
     "from vnet_accept.checks.test_parity import test_parity_batch16_reduced  # noqa\n"
+ACCURACY_SUITE = "from vnet_accept.checks.test_accuracy import test_backends_agree, test_batch_invariance  # noqa\n"
 CHANGED = "up_tr128.ops.0.conv1"
 AXES = {"actual_input_1": {0: "-1"}, "output1": {0: "-1"}}
 SPATIAL_AXES = {"actual_input_1": {0: "-1", 2: "d", 3: "h", 4: "w"}, "output1": {0: "-1", 1: "d", 2: "h", 3: "w"}}
@@ -218,3 +219,40 @@ def test_the_ports_own_tiles_and_info_file_are_judged(gate_cli, submission, tmp_
     assert order["verdict"] == "fail" and "line 2 -> 10.bin" in order["reason"]
     assert "the ONNX under test uses batch statistics" in order["reason"]
     assert f"the port's tiles in {prep} (14 .bin files, --prep-bin; info file {info})" in report["gate"]["judged_on"]
+
+
+def test_the_accuracy_chains_onnx_runtime_runs_are_the_submitted_file(gate_cli, submission, no_figures, one_thread):
+    code, out, err, criteria, _ = _gate(gate_cli, submission, submission.running, ACCURACY_SUITE, "--backend",
+                                        "ort-cpu")
+    assert code == 0, out + err
+    sha = sha256_file(submission.running)
+    for cid in ("accuracy.consistency.onnxrt_vs_torch-cpu", "accuracy.batch_invariance.onnxrt.bs1_vs_bs16"):
+        c = criteria[cid]
+        assert c["verdict"] == "pass", (cid, c["message"])
+        assert c["artifacts"]["onnx"] == {"path": str(submission.running), "sha256": sha}, cid
+        assert f"on the submitted ONNX {submission.running} (sha256 {sha[:12]}" in c["basis"], c["basis"]
+
+
+def test_the_chain_really_runs_the_submitted_file_a_changed_layer_makes_the_backends_disagree(
+        gate_cli, submission, no_figures, one_thread):
+    code, out, err, criteria, _ = _gate(gate_cli, submission, submission.changed, ACCURACY_SUITE, "--backend",
+                                        "torch-cpu")
+    assert code == 1, out + err
+    c = criteria["accuracy.consistency.onnxrt_vs_torch-cpu"]
+    assert c["verdict"] == "fail" and c["artifacts"]["onnx"]["sha256"] == sha256_file(submission.changed), c
+    assert c["measured"] > 0  # label flips between the changed file and the checkpoint
+
+
+def test_a_submitted_file_the_chain_cannot_run_leaves_it_on_the_reference_export_and_says_why(
+        gate_cli, submission, no_figures, one_thread, tmp_path):
+    from vnet_accept.model.checkpoint import load_checkpoint
+
+    fixed = _torch_export(load_checkpoint(submission.weights).build_model("running"), tmp_path / "vnet_bs1.onnx",
+                          (64, 80, 80), None)
+    agree_only = "from vnet_accept.checks.test_accuracy import test_backends_agree  # noqa\n"
+    code, out, err, criteria, _ = _gate(gate_cli, submission, fixed, agree_only, "--backend", "torch-cpu")
+    assert code == 0, out + err
+    c = criteria["accuracy.consistency.onnxrt_vs_torch-cpu"]
+    assert c["verdict"] == "pass" and "onnx" not in c["artifacts"], c
+    assert (f"on the reference export (the submitted {fixed} cannot run the chain: its batch is fixed at 1, the "
+            "chain runs batches of 16)") in c["basis"], c["basis"]

@@ -49,7 +49,8 @@ def test_error_rate(accuracy_runs, accuracy_dataset, accuracy_reference, accurac
         cid, f"pooled voxel error rate of {run.backend} over the test split", report, accuracy_reference,
         basis=f"{run.basis}, bs{run.batch_size}, fp32, {accuracy_dataset.describe()}", worst_npz=npz,
         not_judged=accuracy.not_judged_reason(uses_real_weights, accuracy_dataset.synthetic), throughput=throughput,
-        dataset="synthetic" if accuracy_dataset.synthetic else "LUNA16"), ("worst_volume", npz))
+        dataset="synthetic" if accuracy_dataset.synthetic else "LUNA16"), ("worst_volume", npz),
+        *accuracy_runs.onnx_artifacts(run))
 
 
 @pytest.mark.criterion("accuracy.consistency.pooled_counts", "pooled = Σ per volume = Σ per tile")
@@ -82,7 +83,8 @@ def test_pooled_counts_are_the_sums(accuracy_runs, accuracy_dataset, gate_record
         "counts and the reassembled volumes' counts", not problems, measured=len(problems), units="problems",
         threshold="0", basis=f"{accuracy_runs.chain().basis} over {accuracy_dataset.describe()} ({report.source})",
         problems=problems,
-        reason="; ".join(problems) or f"{r.incorrect}/{r.total} over {r.volumes} volumes and {r.tiles} tiles"))
+        reason="; ".join(problems) or f"{r.incorrect}/{r.total} over {r.volumes} volumes and {r.tiles} tiles"),
+        *accuracy_runs.onnx_artifacts(accuracy_runs.chain()))
 
 
 @pytest.mark.criterion("accuracy.consistency.port_line", "the printed line parses back to the same numbers")
@@ -129,7 +131,7 @@ def test_layouts_agree(accuracy_runs, gate_record, tmp_path):
         ok, measured=sum(map(len, differing.values())), units="tiles differing", threshold="0",
         basis=f"{len(manifest)} tiles (the first scan) of {run.basis}",
         reason=f"detected {detected}; differing {differing}", detected=detected, differing=differing,
-        incorrect=base.result.incorrect, total=base.result.total))
+        incorrect=base.result.incorrect, total=base.result.total), *accuracy_runs.onnx_artifacts(run))
 
 
 @pytest.mark.criterion("accuracy.batch_invariance", "bs1 and bs16 give the same per-tile error counts")
@@ -157,7 +159,7 @@ def test_batch_invariance(accuracy_runs, accuracy_dataset, gate_record):
     if mode not in INVARIANT_MODES:
         c = c.not_judged(f"bn_mode={mode} normalises with the batch's statistics and promises no batch invariance; "
                          f"measured: {summary}")
-    gate_record.record(c)
+    gate_record.record(c, *accuracy_runs.onnx_artifacts(alone))
 
 
 @pytest.mark.criterion("accuracy.consistency.backends_agree", "ONNX Runtime and PyTorch give the same error "
@@ -181,7 +183,8 @@ def test_backends_agree(accuracy_runs, accuracy_dataset, gate_options, gate_reco
         units="label flips", threshold=f"≤ {limit:g} × {voxels} voxels",
         basis=f"{mine.basis} vs {other.basis}, bs1, {len(entries)} tiles",
         reason=f"error counts {sum(counts_a.values())} vs {sum(counts_b.values())}; {flips}/{voxels} voxels flip",
-        counts=[sum(counts_a.values()), sum(counts_b.values())], beyond_flips=beyond, voxels=voxels))
+        counts=[sum(counts_a.values()), sum(counts_b.values())], beyond_flips=beyond, voxels=voxels),
+        *accuracy_runs.onnx_artifacts(mine, other))
 
 
 @pytest.mark.criterion("accuracy.error_rate.selftest_model", "the self-test's trained model segments the synthetic "

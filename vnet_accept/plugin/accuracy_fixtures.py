@@ -60,6 +60,40 @@ class AccuracyDataset:
         return [e for e in self.manifest.entries if e.uid == first][:CHECK_TILES]
 
 
+#: How a basis names the gate's own export (the ONNX backends' file when no ``--onnx`` is given or it cannot run).
+REFERENCE_EXPORT = "the reference export (no --onnx given)"
+
+
+@dataclass(frozen=True)
+class ChainOnnx:
+    """The submitted ONNX as the chain's ONNX backends run it: ``path`` and the ``label`` every basis names."""
+
+    path: Path
+    label: str
+
+
+def chain_onnx(onnx_under_test: Any, batch_size: int) -> tuple[ChainOnnx | None, str]:
+    """``(the submitted file for the chain, "")``, or ``(None, how a basis names the reference export)`` when no
+    ``--onnx`` was given or the file cannot take the chain's tiles (its names, tile shape or a fixed batch smaller
+    than ``batch_size``); the file itself is judged by the export, parity and invariance criteria either way."""
+    from vnet_accept.data.tiles import TILE_SHAPE
+    from vnet_accept.reference import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME
+
+    if onnx_under_test is None or not onnx_under_test.submitted:
+        return None, ""
+    u, problems = onnx_under_test, []
+    if u.input_name != ONNX_INPUT_NAME or u.output_name != ONNX_OUTPUT_NAME:
+        problems.append(f"its tensors are {u.input_name!r} -> {u.output_name!r}, not {ONNX_INPUT_NAME!r} -> "
+                        f"{ONNX_OUTPUT_NAME!r}")
+    if u.spatial is not None and tuple(u.spatial) != tuple(TILE_SHAPE):
+        problems.append(f"its input is {u.spatial}, not a {TILE_SHAPE} tile")
+    if u.batch_dim is not None and u.batch_dim < batch_size:
+        problems.append(f"its batch is fixed at {u.batch_dim}, the chain runs batches of {batch_size}")
+    if problems:
+        return None, f"the reference export (the submitted {u.path} cannot run the chain: {'; '.join(problems)})"
+    return ChainOnnx(u.path, f"the submitted ONNX {u.path} (sha256 {u.sha256[:12]}…)"), ""
+
+
 @dataclass
 class Run:
     """One inference run: its runner's description, batch size, the entries run, and where the outputs are
@@ -80,8 +114,11 @@ class AccuracyRuns:
 
     def __init__(self, dataset: AccuracyDataset, backend: str | Callable[[AccuracyRuns], str], batch_size: int,
                  bn_mode: str, make_runner: Callable[[str], Any], workdir: Path, reference: Any,
-                 dump_dir: Path | None = None, config: Any = None, label: str = "accuracy chain") -> None:
+                 dump_dir: Path | None = None, config: Any = None, label: str = "accuracy chain",
+                 onnx: ChainOnnx | None = None, reference_note: str = "") -> None:
         self.dataset, self.batch_size, self.bn_mode = dataset, batch_size, bn_mode
+        self.onnx = onnx  # the submitted ONNX the ONNX backends run, or None: the gate's export
+        self.reference_note = reference_note or REFERENCE_EXPORT
         self.make_runner, self.workdir, self.reference, self.dump_dir = make_runner, workdir, reference, dump_dir
         self.config, self.label = config, label  # the pytest config the progress lines are written through
         self._backend = backend  # a name, or a callable deciding it on first use (``--backend auto``)
@@ -118,6 +155,22 @@ class AccuracyRuns:
             return run_inference(runner, self.dataset.manifest, entries=entries, batch_size=batch_size,
                                  progress=lambda n: bar.update(n), **kwargs)
 
+    def basis(self, runner: Any) -> str:
+        """What a run's numbers are of: the runner, and for an ONNX backend the file it ran."""
+        from vnet_accept.runners.registry import get_backend
+
+        if get_backend(runner.name).needs != "onnx":
+            return runner.describe()
+        return f"{runner.describe()} on {self.onnx.label if self.onnx else self.reference_note}"
+
+    def onnx_artifacts(self, *runs: Run) -> list[tuple[str, Path]]:
+        """``("onnx", path)`` of the submitted file when one of ``runs`` ran it, for the criterion's artifacts."""
+        from vnet_accept.runners.registry import get_backend
+
+        if self.onnx is None or not any(get_backend(r.backend).needs == "onnx" for r in runs):
+            return []
+        return [("onnx", self.onnx.path)]
+
     @property
     def other_backend(self) -> str:
         """The CPU backend the chain's backend is checked against (PyTorch for ONNX Runtime, else ORT)."""
@@ -133,7 +186,7 @@ class AccuracyRuns:
             if self.dump_dir is not None:
                 report = self._infer(runner, "every tile", manifest.entries, self.batch_size, out_dir=self.dump_dir,
                                      layout="ais_bench")
-                self._runs[key] = Run(self.backend, runner.describe(), self.batch_size, list(manifest.entries),
+                self._runs[key] = Run(self.backend, self.basis(runner), self.batch_size, list(manifest.entries),
                                       report, self.dump_dir, "ais_bench")
             else:
                 self._runs[key] = self._streamed_chain(runner)
@@ -165,7 +218,7 @@ class AccuracyRuns:
                                                               time.perf_counter() - start)
         finally:
             masks.close()
-        return Run(self.backend, runner.describe(), self.batch_size, checks, inference,
+        return Run(self.backend, self.basis(runner), self.batch_size, checks, inference,
                    arrays=np.stack([kept[e.stem] for e in checks]))
 
     def check_folder(self) -> tuple[Path, Any]:
@@ -201,7 +254,7 @@ class AccuracyRuns:
             runner = self.make_runner(backend)
             report = self._infer(runner, f"the first scan's {len(entries)} tiles", entries, batch_size,
                                  sink=lambda _batch, outputs: collected.append(outputs))
-            self._runs[key] = Run(backend, runner.describe(), batch_size, list(entries), report,
+            self._runs[key] = Run(backend, self.basis(runner), batch_size, list(entries), report,
                                   arrays=np.concatenate(collected))
         return self._runs[key]
 
@@ -311,9 +364,13 @@ def accuracy_runs(accuracy_dataset, gate_options, onnx_export, vnet_checkpoint, 
 
     bn_mode = gate_options.bn_mode
     models: dict[str, Any] = {}
+    submitted = request.getfixturevalue("onnx_under_test") if gate_options.onnx else None
+    onnx, reference_note = chain_onnx(submitted, max(gate_options.infer_batch_size, INVARIANCE_BATCH))
 
     def make_runner(backend: str):
         if get_backend(backend).needs == "onnx":
+            if onnx is not None:  # the file being filed, in the BN semantics it implements
+                return create_runner(backend, onnx=onnx.path)
             return create_runner(backend, onnx=onnx_export(bn_mode), bn_mode=bn_mode)
         if "model" not in models:
             models["model"] = vnet_checkpoint.build_model(bn_mode)
@@ -323,7 +380,8 @@ def accuracy_runs(accuracy_dataset, gate_options, onnx_export, vnet_checkpoint, 
     backend = _backend_resolver(gate_options, artifact_cache, lambda: request.getfixturevalue("vnet_model"),
                                 lambda: onnx_export(bn_mode))
     runs = AccuracyRuns(accuracy_dataset, backend, gate_options.infer_batch_size, bn_mode, make_runner,
-                        tmp_path_factory.mktemp("accuracy"), accuracy_reference, dump_dir=dump, config=pytestconfig)
+                        tmp_path_factory.mktemp("accuracy"), accuracy_reference, dump_dir=dump, config=pytestconfig,
+                        onnx=onnx, reference_note=reference_note)
     if gate_options.backend != "auto":
         runs.backend  # noqa: B018 - an unknown --backend is a usage error now, before any run
     return runs
