@@ -166,7 +166,7 @@ def test_batch_invariance(accuracy_runs, accuracy_dataset, gate_record):
                        "counts up to their label flips")
 def test_backends_agree(accuracy_runs, accuracy_dataset, gate_options, gate_record):
     entries = accuracy_dataset.check_entries()
-    _, mine = accuracy_runs.batched_and_alone(entries)
+    mine = accuracy_runs.alone(entries)
     other = accuracy_runs.in_memory(accuracy_runs.other_backend, 1, entries)
     a, b = accuracy_runs.outputs(mine, entries), accuracy_runs.outputs(other, entries)
     counts_a, counts_b = accuracy_runs.score(entries, a), accuracy_runs.score(entries, b)

@@ -275,8 +275,11 @@ class AccuracyRuns:
         else:
             first = list(self.dataset.manifest.entries[:INVARIANCE_BATCH])
             batched = self.in_memory(self.backend, INVARIANCE_BATCH, first)
-        alone = self.chain() if self.batch_size == 1 else self.in_memory(self.backend, 1, entries)
-        return batched, alone
+        return batched, self.alone(entries)
+
+    def alone(self, entries: Sequence) -> Run:
+        """A run holding ``entries`` computed one at a time: the chain at batch 1, else a run of its own."""
+        return self.chain() if self.batch_size == 1 else self.in_memory(self.backend, 1, entries)
 
     def postprocess(self, folder: Path, layout: str | None = None, keep_predictions: bool = False,
                     manifest: Any = None):
