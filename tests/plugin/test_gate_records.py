@@ -467,3 +467,39 @@ def test_under_loadgroup_tests_sharing_in_memory_runs_share_one_worker_and_worke
     if len(os.sched_getaffinity(0)) >= 2 and len(cpus_by_pid) == 2:  # both workers got work: disjoint CPU shares
         a, b = (set(c.split(",")) for c in cpus_by_pid.values())
         assert not a & b, f"workers share CPUs: {cpus_by_pid}"
+
+
+SHARED_REASON_SUITE = '''
+import pytest
+
+NPU = "no NPU here: pass --npu-results DIR"
+
+
+def test_first(gate_record):
+    gate_record.skip("demo.first", "one criterion", NPU)
+
+
+def test_second(gate_record):
+    gate_record.skip("demo.second", "another criterion, another line", NPU)
+
+
+def test_plain():
+    pytest.skip("needs ../shared: pass --shared-dir")
+'''
+
+
+PLAIN_SKIP = '    pytest.skip("needs ../shared: pass --shared-dir")'
+
+
+@pytest.mark.parametrize("workers", [(), ("-p", "xdist", "-n", "2")], ids=["in-process", "xdist"])
+def test_a_reason_shared_by_criteria_is_printed_once_and_other_skips_stay_in_the_short_summary(gate_pytester,
+                                                                                               run_inner, workers):
+    gate_pytester.makepyfile(test_inner=SHARED_REASON_SUITE)
+    result = run_inner("-rs", *workers)
+    text = result.stdout.str()
+    assert text.count("no NPU here: pass --npu-results DIR") == 1, text  # the criteria section's line only
+    assert "[1] no NPU here: pass --npu-results DIR (2 criteria: demo.first, demo.second)" in text
+    assert [line for line in text.splitlines() if line.startswith("SKIPPED")] == [
+        f"SKIPPED [1] test_inner.py:{SHARED_REASON_SUITE.strip().splitlines().index(PLAIN_SKIP) + 1}: needs ../shared: "
+        "pass --shared-dir"]
+    result.assert_outcomes(skipped=3)  # the counts line still counts every skip
