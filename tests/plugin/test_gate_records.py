@@ -503,3 +503,20 @@ def test_a_reason_shared_by_criteria_is_printed_once_and_other_skips_stay_in_the
         f"SKIPPED [1] test_inner.py:{SHARED_REASON_SUITE.strip().splitlines().index(PLAIN_SKIP) + 1}: needs ../shared: "
         "pass --shared-dir"]
     result.assert_outcomes(skipped=3)  # the counts line still counts every skip
+
+
+def test_the_terminal_numbers_skip_reasons_as_the_report_does():
+    """Sorted by id, the CUDA skip comes first; the report lists the NPU group first, and so must the terminal."""
+    from vnet_accept.judge.criterion import judged as make
+    from vnet_accept.plugin.records import family_lines
+    from vnet_accept.report.notjudged import not_judged, reason_numbers
+
+    cuda, npu = "CUDA not available: run on a host with an NVIDIA GPU", "atc not on PATH: pass --npu-results DIR"
+    criteria = [make("a.gpu_check", "d", None, reason=cuda), make("b.om_check", "d", None, reason=npu),
+                make("c.passes", "d", True)]
+    numbers = reason_numbers(not_judged([c.to_dict() for c in criteria], {}))
+    assert numbers == {npu: 1, cuda: 2}
+    assert family_lines(criteria, {}) == [
+        "SKIP  a: 1 not judged [2]", "SKIP  b: 1 not judged [1]", "PASS  c: 1 passed",
+        "not judged, each reason once (every criterion's line: pytest -v, or gate-report.md):",
+        f"  [1] {npu} (1 criterion: b.om_check)", f"  [2] {cuda} (1 criterion: a.gpu_check)"]

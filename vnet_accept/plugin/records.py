@@ -245,22 +245,24 @@ def terminal_lines(config: pytest.Config, settings: dict[str, Any] | None = None
     if _verbosity(config) >= 1:
         lines = [c.headline() for c in criteria]
     else:
-        lines = family_lines(criteria)
+        lines = family_lines(criteria, settings)
     if verdict_line:
         lines.append(f"gate: {readiness(dicts, settings).summary()}")
     return lines
 
 
-def family_lines(criteria: list[Criterion]) -> list[str]:
+def family_lines(criteria: list[Criterion], settings: dict[str, Any] | None = None) -> list[str]:
     """One line per family (``PASS  parity: 6 passed``), the headline of each failed or errored criterion under
-    its family, then every distinct skip reason once, numbered, with the criteria it covers."""
+    its family, then every distinct skip reason once, with the criteria it covers, numbered as the report numbers
+    them (:func:`vnet_accept.report.notjudged.reason_numbers`)."""
     from vnet_accept.report.families import by_family, label_of
+    from vnet_accept.report.notjudged import not_judged, reason_numbers
 
-    reasons: dict[str, list[str]] = {}
+    number = reason_numbers(not_judged([c.to_dict() for c in criteria], settings))
+    reasons: dict[str, list[str]] = {reason: [] for reason in number}
     for c in criteria:
         if c.verdict == "skip":
-            reasons.setdefault(c.reason or "no reason given", []).append(c.id)
-    number = {reason: i for i, reason in enumerate(reasons, 1)}
+            reasons[c.reason or "no reason given"].append(c.id)
     lines = []
     for family, members in by_family([c.to_dict() for c in criteria]):
         counts = {v: sum(m["verdict"] == v for m in members) for v in ("pass", "fail", "error", "skip")}

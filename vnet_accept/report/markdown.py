@@ -25,7 +25,7 @@ from vnet_accept.reference import (
     AccuracyReference,
 )
 from vnet_accept.report.modelzoo import MODELZOO_FILE, Status, format_modelzoo_level
-from vnet_accept.report.notjudged import NotJudgedGroup, short_reason
+from vnet_accept.report.notjudged import NotJudgedGroup, reason_numbers, short_reason
 
 REPORT_MD = "gate-report.md"
 DASH = "—"
@@ -315,15 +315,6 @@ def modelzoo_section(statuses: Sequence[Status]) -> list[str]:
             "A skipped criterion never makes a status OK. A status nothing could decide is written as `NOK` (the "
             "file's `Key:Value` format has no \"unknown\"): read it as \"not demonstrated by this run\", not as a "
             "measured failure — see below what was missing.", ""]
-
-
-def reason_numbers(groups: Sequence[NotJudgedGroup]) -> dict[str, int]:
-    """Each distinct skip reason's number, in the order "What was not judged and why" lists them."""
-    numbers: dict[str, int] = {}
-    for g in groups:
-        for reason in g.reasons:
-            numbers.setdefault(reason, len(numbers) + 1)
-    return numbers
 
 
 def not_judged_section(groups: Sequence[NotJudgedGroup], absent_families: Sequence[str]) -> list[str]:

@@ -145,6 +145,16 @@ def not_judged(criteria: Iterable[Mapping[str, Any]], settings: Mapping[str, Any
     return [groups[k] for k in order if k in groups]
 
 
+def reason_numbers(groups: Iterable[NotJudgedGroup]) -> dict[str, int]:
+    """Each distinct skip reason's number, in the order "What was not judged and why" lists them: the terminal's
+    criteria section and the report number them alike."""
+    numbers: dict[str, int] = {}
+    for g in groups:
+        for reason in g.reasons:
+            numbers.setdefault(reason, len(numbers) + 1)
+    return numbers
+
+
 def summary_line(group: NotJudgedGroup, width: int = 4) -> str:
     """``"an Ascend NPU: 12 criteria (accuracy.error_rate.om_bs1, …) — run the gate on …"``."""
     ids = [c["id"] for c in group.criteria]
