@@ -115,9 +115,12 @@ class SyntheticDataset:
         return tuple(s.uid for s in self.specs)
 
 
-def series_uid(seed: int, index: int) -> str:
-    """A deterministic DICOM-style series UID (no leading zeros in any component, under 64 characters)."""
-    digest = int.from_bytes(hashlib.sha256(f"vnet-accept synth {seed} {index}".encode()).digest()[:12], "big")
+def series_uid(seed: int, index: int, variant: str = "") -> str:
+    """A deterministic DICOM-style series UID (no leading zeros in any component, under 64 characters).
+    ``variant`` names what else makes the scan another one (a kind or profile other than the default): the
+    same UID must never name two different volumes, or a report would show two error rates for "one" scan."""
+    key = f"vnet-accept synth {seed} {index}" + (f" {variant}" if variant else "")
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:12], "big")
     tail = str(10**23 + digest % (9 * 10**23))  # exactly 24 digits, first one non-zero
     return f"{UID_ROOT}.{seed}.{index}.{tail}"
 
@@ -143,15 +146,18 @@ def draw_spec(seed: int, index: int, profile: str | Profile = "small", kind: str
     origin = (round(-half_fov + float(rng.uniform(-15, 15)) * prof.scale, 6),
               round(-half_fov + float(rng.uniform(-15, 15)) * prof.scale, 6),
               round(float(rng.uniform(-420, -120)), 3))
-    return ScanSpec(series_uid(seed, index), seed, index, kind, prof.size_xy, n_slices, pixel, thickness, origin,
-                    prof.scale)
+    # The default scans (kind by index, "small") keep the UIDs they always had; any other choice is another scan.
+    variant = " ".join(part for part, default in ((kind, kind_of(index)), (prof.name, "small")) if part != default)
+    return ScanSpec(series_uid(seed, index, variant), seed, index, kind, prof.size_xy, n_slices, pixel, thickness,
+                    origin, prof.scale)
 
 
 def full_size_spec(seed: int = 0, index: int = 0, n_slices: int = 300, pixel_mm: float = 0.7,
                    slice_mm: float = 1.0, size_xy: int = 512) -> ScanSpec:
     """A real-geometry chest scan (default 512 × 512 × 300 at 0.7 mm / 1.0 mm), e.g. for benchmarks."""
     half_fov = size_xy * pixel_mm / 2
-    return ScanSpec(series_uid(seed, index), seed, index, "chest", size_xy, n_slices, pixel_mm, slice_mm,
+    variant = f"full-size {size_xy} {n_slices} {pixel_mm} {slice_mm}"
+    return ScanSpec(series_uid(seed, index, variant), seed, index, "chest", size_xy, n_slices, pixel_mm, slice_mm,
                     (-half_fov, -half_fov, -350.0))
 
 

@@ -131,10 +131,11 @@ def held_out_dataset(cache: ArtifactCache) -> tuple[Path, Path]:
     """``(root, uid_file)``: the held-out synthetic scans, raw and normalised, and their UID list."""
     from vnet_accept.data.discovery import discover
     from vnet_accept.data.normalize import RECORD_VERSION, normalize_dataset
-    from vnet_accept.data.synth import SYNTH_VERSION, UID_FILE, synthesize_dataset
+    from vnet_accept.data.synth import SYNTH_VERSION, UID_FILE, draw_spec, synthesize_dataset
     from vnet_accept.errors import DataError
 
     inputs = {"seed": HELD_OUT_SEED, "kinds": HELD_OUT_KINDS, "synth_version": SYNTH_VERSION,
+              "uids": [draw_spec(HELD_OUT_SEED, i, kind=kind).uid for i, kind in enumerate(HELD_OUT_KINDS)],
               "normalize_version": RECORD_VERSION, **_versions()}
 
     def build(directory: Path) -> None:
