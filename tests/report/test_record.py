@@ -51,8 +51,8 @@ def test_to_dict_from_dict_round_trip_ignores_unknown_keys():
 
 
 @pytest.mark.parametrize(("verdicts", "overall"), [
-    (["pass", "pass"], "pass"),
-    (["pass", "skip"], "pass"),
+    (["pass", "pass"], "not gated"),  # nothing failed, but stand-in weights and no required criterion: never "pass"
+    (["pass", "skip"], "not gated"),
     (["pass", "fail"], "fail"),
     (["pass", "error"], "fail"),
     (["skip", "error"], "fail"),
@@ -66,10 +66,19 @@ def test_summarise_overall_verdict(verdicts, overall):
     assert s["counts"] == {v: verdicts.count(v) for v in VERDICTS}
 
 
+def test_summary_overall_is_ready_only_when_the_port_was_gated():
+    from vnet_accept.report.readiness import REQUIRED_CRITERIA
+
+    required = [_c(cid, "pass") for cid in REQUIRED_CRITERIA]
+    assert summarise(required, {"vnet_weights": "vnet_model_best.pth.tar"})["overall"] == "ready"
+    assert summarise(required, {"vnet_weights": None})["overall"] == "not gated"  # the seeded stand-in
+    assert summarise(required[1:], {"vnet_weights": "vnet_model_best.pth.tar"})["overall"] == "not gated"
+
+
 def test_build_report_has_schema_settings_provenance_and_sorted_criteria():
     report = build_report([_c("b", "pass"), _c("a", "fail")], {"time_utc": "T"}, {"bn_mode": "running"})
     assert report["schema"] == SCHEMA == "vnet-accept/gate-report"
-    assert report["schema_version"] == SCHEMA_VERSION == 1
+    assert report["schema_version"] == SCHEMA_VERSION == 2
     assert [c["id"] for c in report["criteria"]] == ["a", "b"]
     assert report["summary"]["overall"] == "fail"
     assert report["settings"] == {"bn_mode": "running"}

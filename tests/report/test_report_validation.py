@@ -8,7 +8,7 @@ import pytest
 
 from vnet_accept.errors import UsageError
 from vnet_accept.report.publish import rerender
-from vnet_accept.report.record import load_report, report_problem
+from vnet_accept.report.record import SCHEMA_VERSION, load_report, report_problem
 
 
 def _valid(build) -> dict:
@@ -61,5 +61,18 @@ def test_a_valid_report_still_loads_and_renders(build, tmp_path, monkeypatch):
     folder = tmp_path / "gate-report"
     folder.mkdir()
     (folder / "gate-report.json").write_text(json.dumps(_valid(build)))
-    assert load_report(folder)["schema_version"] == 1
+    assert load_report(folder)["schema_version"] == SCHEMA_VERSION
+    assert (rerender(folder) / "gate-report.md").is_file()
+
+
+def test_a_schema_1_report_still_loads_and_renders(build, tmp_path, monkeypatch):
+    """Reports written before summary.overall became the verdict on the port (schema 1 said "pass") stay readable."""
+    monkeypatch.setattr("vnet_accept.report.figures.render_figures",
+                        lambda report, directory: {"parity_margins": {"reason": "not drawn in this test"}})
+    folder = tmp_path / "gate-report"
+    folder.mkdir()
+    old = _valid(build)
+    old["schema_version"], old["summary"]["overall"] = 1, "pass"
+    (folder / "gate-report.json").write_text(json.dumps(old))
+    assert load_report(folder)["summary"]["overall"] == "pass"
     assert (rerender(folder) / "gate-report.md").is_file()

@@ -58,9 +58,10 @@ def _report(args: argparse.Namespace) -> int:
     where = rerender(args.report_dir, args.output)
     report = load_report(where)
     gate = report.get("gate") or {}
-    outcome = Outcome(int(gate.get("exit_code", 0 if report["summary"]["overall"] == "pass" else 1)),
+    overall = report["summary"]["overall"]  # schema 2: the verdict on the port; 1: "pass" when nothing failed
+    outcome = Outcome(int(gate.get("exit_code", 0 if overall in ("ready", "not gated", "pass") else 1)),
                       report.get("complete") is not False, gate.get("explanation") or
-                      f"rendered from {where / 'gate-report.json'} (overall {report['summary']['overall']})")
+                      f"rendered from {where / 'gate-report.json'} (overall {overall})")
     for line in verdict_block(report, outcome, where):
         print(line)
     return 0

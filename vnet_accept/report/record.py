@@ -36,7 +36,9 @@ from vnet_accept.io_utils import atomic_write_json
 from vnet_accept.judge.criterion import VERDICTS, Criterion
 
 SCHEMA = "vnet-accept/gate-report"
-SCHEMA_VERSION = 1
+#: 2: ``summary.overall`` is the run's verdict on the port (``ready``, ``not gated``, ``fail``, ``no verdict``, as
+#: ``readiness.verdict``); in 1 it said ``pass`` when nothing failed, also for a port that was not gated.
+SCHEMA_VERSION = 2
 REPORT_JSON = "gate-report.json"
 _VERSIONED_PACKAGES = ("vnet-accept", "torch", "onnx", "onnxruntime", "numpy", "scipy", "SimpleITK", "pytest")
 
@@ -166,9 +168,13 @@ def _user() -> str:
         return "unknown"
 
 
-def summarise(criteria: list[Criterion]) -> dict[str, Any]:
+def summarise(criteria: list[Criterion], settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``overall`` is the verdict on the port (:func:`vnet_accept.report.readiness.readiness`): a script reading it
+    never sees a pass for a run that did not gate the port (stand-in weights, a required criterion not judged)."""
+    from vnet_accept.report.readiness import readiness
+
     counts = {v: sum(c.verdict == v for c in criteria) for v in VERDICTS}
-    overall = "fail" if counts["fail"] or counts["error"] else "pass" if counts["pass"] else "no verdict"
+    overall = readiness([c.to_dict() for c in criteria], settings).verdict
     return {"overall": overall, "counts": counts, "criteria": len(criteria)}
 
 
@@ -202,7 +208,7 @@ def build_report(criteria: list[Criterion], prov: dict[str, Any], settings: dict
     dicts = [c.to_dict() for c in ordered]
     if report_dir is not None:
         dicts = [_with_final_paths(c, Path(report_dir).absolute()) for c in dicts]
-    report = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "summary": summarise(ordered),
+    report = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "summary": summarise(ordered, settings),
               "settings": settings, "provenance": prov, "criteria": dicts}
     if complete is not None:
         report["complete"] = complete
