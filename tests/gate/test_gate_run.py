@@ -22,6 +22,7 @@ def test_default_run_writes_the_whole_report(gate_cli, report_dir, gate_workdir)
     assert report["summary"]["counts"] == {"pass": 2, "fail": 0, "skip": 1, "error": 0}
     assert report["provenance"]["command_line"][:2] == ["vnet-accept", "gate"]
     assert report["settings"]["tolerance_pp"] == 1.0 and report["settings"]["batch_sizes"] == [1, 4, 8, 16, 32]
+    assert report["settings"]["gate_report"] == str(report_dir)  # not the staging folder it was written into
     assert "seeded stand-in weights" in report["gate"]["judged_on"][0]
     md = (report_dir / "gate-report.md").read_text()
     # Stand-in weights and no OM results: what was judged passed (exit 0), but the port was not gated.

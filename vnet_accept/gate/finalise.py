@@ -50,6 +50,8 @@ def finalise_report(report: dict[str, Any], outcome: Outcome, session: GateSessi
                     pytest_args: Sequence[str], pytest_code: int, target: Path) -> dict[str, Any]:
     report["complete"] = outcome.complete
     report["settings"] = {**{k: _jsonable(v) for k, v in session.settings.items()}, **report.get("settings", {})}
+    if "gate_report" in report["settings"]:  # pytest wrote into a staging folder; the report lives in the target
+        report["settings"]["gate_report"] = str(target)
     prov = report.setdefault("provenance", {})
     prov["command_line"] = ["vnet-accept", "gate", *argv]
     prov["pytest_args"] = list(pytest_args)
