@@ -39,7 +39,11 @@ class Option:
 
     def help_text(self) -> str:
         extra = f" [env {self.env}]" if self.env else ""
-        return f"{self.help} (default: {self.default if self.default is not None else 'none'}){extra}"
+        if "default:" in self.help:  # the help says what happens without the option better than "none" would
+            return f"{self.help}{extra}"
+        shown = ("none" if self.default is None else ",".join(map(str, self.default))
+                 if isinstance(self.default, (tuple, list)) else self.default)  # as it is typed: 1,4,8,16,32
+        return f"{self.help} (default: {shown}){extra}"
 
 
 OPTIONS: tuple[Option, ...] = (

@@ -70,7 +70,9 @@ def test_every_option_is_prefixed_documented_and_its_default_parses_back():
     for opt in OPTIONS:
         assert opt.flag.startswith("--") and opt.help and opt.metavar, opt.flag
         assert opt.ini == opt.dest == opt.flag[2:].replace("-", "_")
-        assert "(default: " in opt.help_text()
+        text = opt.help_text()
+        assert text.count("default:") == 1, text  # said once: by the help itself, or appended
+        assert "(default: (" not in text and "(default: [" not in text, text  # a list as it is typed: 1,4,8,16,32
         if opt.default is not None and opt.type is not str:
             text = ",".join(map(str, opt.default)) if isinstance(opt.default, tuple) else str(opt.default)
             assert opt.type(text) == opt.default, opt.flag

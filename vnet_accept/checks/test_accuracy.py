@@ -100,7 +100,9 @@ def test_printed_line_parses_back(accuracy_runs, gate_record):
     gate_record.record(judged(
         "accuracy.consistency.port_line", "`vnet-accept postprocess` prints the port's line and it parses back to the "
         "pooled counts", ok, measured=next(text for text in printed.splitlines() if text.startswith("Test set")),
-        basis=f"{folder}: the first scan's outputs of the chain",
+        # The folder is temporary: the basis says what it held, not where it was.
+        basis=f"the first scan's {len(manifest)} tiles of {accuracy_runs.chain().basis}, written as an ais_bench "
+              "result folder and post-processed",
         reason=f"parsed {line}, expected {r.incorrect}/{r.total} ({r.error_rate_pct:.4f}%)"))
 
 

@@ -63,14 +63,16 @@ def test_parity_full_tile(bn_mode, gate_options, onnx_export, onnx_under_test, v
         description = f"ONNX Runtime on the submitted ONNX equals PyTorch on the checkpoint, bn_mode={bn_mode}, one " \
                       "full tile"
         _skip_other_semantics(cid, description, bn_mode, runs, uses_real_weights, gate_record)
-        onnx_path, kind, input_name = onnx_under_test.path, onnx_under_test.label, onnx_under_test.input_name
+        onnx_path, input_name = onnx_under_test.path, onnx_under_test.input_name
+        kind = f"the {onnx_under_test.label}"
     else:
         is_artifact = bn_mode == gate_options.bn_mode
         onnx_path = onnx_export(bn_mode, spatial=TILE_SHAPE if is_artifact else None)
-        kind = "the exported artifact (fixed 64×80×80)" if is_artifact else "dynamic-shape export"
-        description = f"ONNX Runtime ({kind}) equals PyTorch, bn_mode={bn_mode}, one full tile"
+        what = "the exported artifact (fixed 64×80×80)" if is_artifact else "a dynamic-shape export"
+        description = f"ONNX Runtime ({what}) equals PyTorch, bn_mode={bn_mode}, one full tile"
         input_name = ONNX_INPUT_NAME
-        kind = f"{kind}, reference export (no --onnx given)"
+        kind = ("the reference export (no --onnx given), fixed 64×80×80 as ATC gets it" if is_artifact else
+                f"the reference export's dynamic-shape twin in bn_mode={bn_mode} (no --onnx given)")
     with progress(pytestconfig, f"parity, one 64×80×80 tile, bn_mode={bn_mode}", total=2, unit="runner") as bar:
         if onnx_under_test.submitted and runs.spatial == TILE_SHAPE:
             obtained, ort_name = runs.alone()[:1], f"onnxrt-cpu [{runs.implemented}]"  # the tile, already run alone
@@ -83,7 +85,7 @@ def test_parity_full_tile(bn_mode, gate_options, onnx_export, onnx_under_test, v
         with create_runner("torch-cpu", model=vnet_model, bn_mode=bn_mode) as torch_runner, \
                 bar.running(torch_runner.name):
             expected = torch_runner.infer({ONNX_INPUT_NAME: full_tile_input})[ONNX_OUTPUT_NAME]
-            basis = f"{ort_name} on the {kind} vs {torch_runner.describe()}, bs1, 64×80×80, CT-like seeded input"
+            basis = f"{ort_name} on {kind} vs {torch_runner.describe()}, bs1, 64×80×80, CT-like seeded input"
         bar.update()
     criterion = parity.parity(cid, description, obtained, expected, _tolerance(gate_options),
                               name=f"onnxrt vs torch [bn_mode={bn_mode}, bs1, 64×80×80]", basis=basis)
