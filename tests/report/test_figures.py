@@ -3,10 +3,48 @@
 from __future__ import annotations
 
 import os
+import re
+
+import pytest
 
 from vnet_accept.report.figures import FIGURES, primary_accuracy, render_figures
 
 PNG = b"\x89PNG\r\n\x1a\n"
+# Two LUNA16 scans whose UIDs end in the same 6 digits.
+TWINS = ("1.3.6.1.4.1.14519.5.2.1.6279.6001.197063290812663596858124411210",
+         "1.3.6.1.4.1.14519.5.2.1.6279.6001.837810280808122125183730411210")
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The matplotlib figures the renderers draw, in order (to inspect their artists)."""
+    from vnet_accept.report import figures
+
+    figs: list = []
+    original = figures._figure
+
+    def spy(width, height):
+        figs.append(original(width, height))
+        return figs[-1]
+
+    monkeypatch.setattr(figures, "_figure", spy)
+    return figs
+
+
+def texts(fig) -> list[str]:
+    """Every text the figure shows: titles, axis and tick labels, legends, annotations."""
+    from matplotlib.text import Text
+
+    return [t.get_text() for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+
+
+def small_npz(path):
+    import numpy as np
+
+    mask = np.zeros((16, 20, 20), np.uint8)
+    mask[4:12, 5:15, 3:9] = 1
+    np.savez_compressed(path, ct=np.full(mask.shape, -1000, np.int16), mask=mask, prediction=mask)
+    return str(path)
 
 
 def test_every_figure_from_a_full_report(full_report, tmp_path):
@@ -41,7 +79,7 @@ def test_the_per_volume_figure_shows_the_port_not_the_selftest_model(build):
     assert primary_accuracy([port, om16, om1], "per_volume")["id"] == "accuracy.error_rate.om_bs1"
 
 
-def test_the_worst_volume_marks_tiles_not_evaluated_and_a_criterion_not_judged(build, tmp_path, monkeypatch):
+def test_the_worst_volume_marks_tiles_not_evaluated_and_a_criterion_not_judged(build, tmp_path, drawn):
     """Tiles skipped for an empty mask hold no prediction: the figure greys and hatches them (with a legend entry
     saying why) instead of showing them as agreement; a skipped criterion's figure says NOT JUDGED."""
     import numpy as np
@@ -55,19 +93,10 @@ def test_the_worst_volume_marks_tiles_not_evaluated_and_a_criterion_not_judged(b
     npz = tmp_path / "worst.npz"
     np.savez_compressed(npz, ct=rng.integers(-1000, 400, VOLUME_SHAPE).astype(np.int16), mask=mask,
                         prediction=mask, tiles=np.arange(4, dtype=np.int8), uid=np.asarray("1.2.3"))
-    drawn: list[dict] = []
-    original = figures._figure
-
-    def spy(width, height):
-        fig = original(width, height)
-        drawn.append({"fig": fig})
-        return fig
-
-    monkeypatch.setattr(figures, "_figure", spy)
     for verdict, reason in (("pass", ""), ("skip", "seeded stand-in weights: error rate not meaningful")):
         c = build.accuracy("torch-cpu", verdict, 0.5, npz=str(npz), reason=reason)
         assert figures.worst_volume(build.report_of([c]), tmp_path / f"{verdict}.png") is None
-        fig = drawn[-1]["fig"]
+        fig = drawn[-1]
         labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
         assert "not evaluated: tiles with an empty mask are skipped, not scored" in labels
         title = fig._suptitle.get_text()
@@ -76,5 +105,24 @@ def test_the_worst_volume_marks_tiles_not_evaluated_and_a_criterion_not_judged(b
                         tiles=np.arange(8, dtype=np.int8))
     figures.worst_volume(build.report_of([build.accuracy("torch-cpu", "pass", 0.5, npz=str(npz))]),
                          tmp_path / "all.png")
-    labels = [t.get_text() for legend in drawn[-1]["fig"].legends for t in legend.get_texts()]
+    labels = [t.get_text() for legend in drawn[-1].legends for t in legend.get_texts()]
     assert not any(label.startswith("not evaluated") for label in labels)  # every tile evaluated: nothing to mark
+
+
+def test_one_short_uid_form_in_every_figure(build, tmp_path, drawn):
+    """A scan is named the same way on the per-volume ticks, its axis label and the worst volume's title, and that
+    form tells apart scans whose UIDs share their last 6 digits."""
+    from vnet_accept.data.uids import short_uid
+    from vnet_accept.report import figures
+
+    c = build.accuracy("torch-cpu", "pass", 0.5, volumes=2, npz=small_npz(tmp_path / "w.npz"))
+    for volume, uid in zip(c["details"]["per_volume"], TWINS):
+        volume["uid"] = uid
+    c["details"]["worst_volume"]["uid"] = TWINS[1]  # the worst of the two (per_volume is in increasing error)
+    report = build.report_of([c])
+    assert figures.per_volume_error(report, tmp_path / "p.png") is None
+    assert figures.worst_volume(report, tmp_path / "w.png") is None
+    shown = [re.findall(r"…[0-9.]+", " ".join(texts(fig))) for fig in drawn]
+    assert short_uid(TWINS[0]) != short_uid(TWINS[1])
+    assert sorted(shown[0]) == sorted([short_uid(TWINS[0]), *[short_uid(TWINS[1])] * 2])  # 2 ticks + "worst …"
+    assert shown[1] == [short_uid(TWINS[1])]

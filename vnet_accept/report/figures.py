@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from vnet_accept.data.uids import short_uid
 from vnet_accept.io_utils import atomic_write_bytes
 from vnet_accept.report.record import accuracy_subject
 
@@ -100,11 +101,11 @@ def per_volume_error(report: Mapping[str, Any], path: Path) -> str | None:
         ax.text(0.5, 0.5, "NOT JUDGED\n" + "\n".join(_wrap(why, 60)), transform=ax.transAxes, ha="center",
                 va="center", fontsize=8, color="#424242", bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
     ax.set_ylabel("error rate (%)")
-    ax.set_xlabel("volume (worst first)" + (f"; worst …{volumes[0].get('uid', '')[-8:]}" if volumes[0].get("uid")
+    ax.set_xlabel("volume (worst first)" + (f"; worst {short_uid(volumes[0]['uid'])}" if volumes[0].get("uid")
                                             else ""))
     ax.set_xlim(-0.6, len(rates) - 0.4)
     if len(rates) <= 12:
-        ax.set_xticks(range(len(rates)), [f"…{v.get('uid', '?')[-6:]}" for v in volumes], fontsize=7, rotation=30)
+        ax.set_xticks(range(len(rates)), [short_uid(v.get("uid", "?")) for v in volumes], fontsize=7, rotation=30)
     else:
         ax.set_xticks([])
     fig.legend(fontsize=8, frameon=False, loc="outside lower center", ncol=2)  # outside: never over a line
@@ -181,7 +182,7 @@ def worst_volume(report: Mapping[str, Any], path: Path) -> str | None:
                              label="not evaluated: tiles with an empty mask are skipped, not scored"))
     fig.legend(handles=handles, loc="outside lower center", ncol=2 if shaded else 3, fontsize=8, frameon=False)
     rate = worst.get("error_rate_pct")
-    title = (f"worst volume …{str(worst.get('uid', '?'))[-12:].lstrip('.')} "
+    title = (f"worst volume {short_uid(str(worst.get('uid', '?')))} "
              + (f"({rate:.3f} % error over its evaluated tiles, " if isinstance(rate, (int, float)) else "(")
              + f"{'.'.join(_segments(c['id'])[2:])})")
     if c.get("verdict") not in ("pass", "fail"):
