@@ -126,3 +126,31 @@ def test_one_short_uid_form_in_every_figure(build, tmp_path, drawn):
     assert short_uid(TWINS[0]) != short_uid(TWINS[1])
     assert sorted(shown[0]) == sorted([short_uid(TWINS[0]), *[short_uid(TWINS[1])] * 2])  # 2 ticks + "worst …"
     assert shown[1] == [short_uid(TWINS[1])]
+
+
+@pytest.mark.parametrize("error", [91.0, 5.0, 0.4, 0.05])
+def test_the_published_reference_is_in_view_and_labelled_whatever_the_error_rates(build, tmp_path, drawn, error):
+    """The dashed "published 0.355 %" line stands clear of the x-axis and the top (a log axis when the volumes'
+    rates dwarf it), carries its own label, is drawn over the NOT JUDGED note, and the legend stays off the axes."""
+    from vnet_accept.report import figures
+
+    judged = error < 50
+    c = build.accuracy("torch-cpu", "pass" if judged else "skip", error,
+                       reason="" if judged else "seeded stand-in weights: error rate not meaningful; pass …")
+    c["details"]["per_volume"][0]["error_rate_pct"] = 0.0  # a perfect volume: still shown on a log axis
+    assert figures.per_volume_error(build.report_of([c]), tmp_path / "p.png") is None
+    fig = drawn[-1]
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    (line,) = [ln for ln in ax.get_lines() if list(ln.get_ydata()) == [0.355, 0.355]]
+    height = ax.transAxes.inverted().transform(ax.transData.transform((0, 0.355)))[1]
+    assert 0.05 < height < 0.95, (ax.get_yscale(), ax.get_ylim())
+    (label,) = [t for t in ax.texts if t.get_text() == "published 0.355 %"]
+    others = [t.get_zorder() for t in ax.texts if t is not label]  # the NOT JUDGED note, a "0"
+    assert label.get_zorder() >= line.get_zorder() > max(others, default=0)
+    assert ("NOT JUDGED" in " ".join(t.get_text() for t in ax.texts)) == (not judged)
+    renderer = fig.canvas.get_renderer()
+    assert not fig.legends[0].get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+    if ax.get_yscale() == "log":
+        assert ax.get_ylabel() == "error rate (%, log scale)"
+        assert "0" in [t.get_text() for t in ax.texts]  # the 0 % bar, which a log axis cannot draw

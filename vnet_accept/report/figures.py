@@ -88,19 +88,38 @@ def per_volume_error(report: Mapping[str, Any], path: Path) -> str | None:
     # Neutral bars (the rule is on the pooled rate); hatched and grey when the rate was not judged.
     ax.bar(range(len(rates)), rates, width=0.85, linewidth=0, color="#5c6bc0" if judged else "#bdbdbd",
            hatch=None if judged else "//", edgecolor="white")
-    if isinstance(c.get("measured"), (int, float)):
-        ax.axhline(c["measured"], color="black", lw=1, label=f"pooled {c['measured']:.4f} %")
-    if settings.get("reference_error") is not None:
-        ref = float(settings["reference_error"])
-        ax.axhline(ref, color="#1565c0", lw=1.5, ls="--", label=f"published {ref:g} %", zorder=3)
-        ax.set_ylim(0, max(max(rates), ref) * 1.12)
+    pooled = float(c["measured"]) if isinstance(c.get("measured"), (int, float)) else None
+    ref = float(settings["reference_error"]) if settings.get("reference_error") is not None else None
+    if pooled is not None:
+        ax.axhline(pooled, color="black", lw=1, label=f"pooled {pooled:.4f} %")
+    top = max(v for v in (*rates, pooled, ref) if v is not None) * 1.12
+    # On an axis from 0, a reference under a tenth of the top sits on the x-axis (0.355 % under bars of ~90 %): a
+    # log axis then shows the reference, the pooled rate and every bar, whatever their spread.
+    log = ref is not None and 0 < ref < 0.1 * top
+    if log:
+        floor = min(v for v in (*rates, pooled, ref) if v is not None and v > 0) / 2
+        from matplotlib.ticker import FuncFormatter, NullLocator
+
+        ax.set_yscale("log")
+        ax.set_ylim(floor, top * 2)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.1, 1, 10, 100: percent as written
+        ax.yaxis.set_minor_locator(NullLocator())
+        for i in np.flatnonzero(np.asarray(rates) <= 0):  # a bar of 0 has no height on a log axis
+            ax.annotate("0", (i, floor), textcoords="offset points", xytext=(0, 2), ha="center", fontsize=7)
+    else:
+        ax.set_ylim(0, top)
+    if ref is not None:  # drawn and labelled over everything else on the axes, the NOT JUDGED note included
+        ax.axhline(ref, color="#1565c0", lw=1.5, ls="--", label=f"published {ref:g} %", zorder=4)
+        ax.annotate(f"published {ref:g} %", (1, ref), xycoords=("axes fraction", "data"), textcoords="offset points",
+                    xytext=(-3, 2), ha="right", va="bottom", fontsize=7, color="#1565c0", zorder=4,
+                    bbox={"facecolor": "white", "alpha": 0.85, "lw": 0, "pad": 1})
     source = ".".join(_segments(c["id"])[2:])
     ax.set_title(f"{source}: error rate per volume ({len(rates)} volumes, sorted)", fontsize=10)
     if not judged:
         why = (c.get("reason") or "not judged").split(";")[0].split(" (measured")[0]
         ax.text(0.5, 0.5, "NOT JUDGED\n" + "\n".join(_wrap(why, 60)), transform=ax.transAxes, ha="center",
                 va="center", fontsize=8, color="#424242", bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
-    ax.set_ylabel("error rate (%)")
+    ax.set_ylabel("error rate (%, log scale)" if log else "error rate (%)")
     ax.set_xlabel("volume (worst first)" + (f"; worst {short_uid(volumes[0]['uid'])}" if volumes[0].get("uid")
                                             else ""))
     ax.set_xlim(-0.6, len(rates) - 0.4)
