@@ -154,3 +154,37 @@ def test_the_published_reference_is_in_view_and_labelled_whatever_the_error_rate
     if ax.get_yscale() == "log":
         assert ax.get_ylabel() == "error rate (%, log scale)"
         assert "0" in [t.get_text() for t in ax.texts]  # the 0 % bar, which a log axis cannot draw
+
+
+def test_parity_margins_rows_name_report_ids_and_the_figure_counts_what_was_not_judged(build, tmp_path, drawn):
+    """Each row's label is a criterion id, or the id pattern of the batch sizes it folds (bs{4,8}); criteria not
+    judged are counted in the figure with the first clause of their reason, never silently left out."""
+    from vnet_accept.report import figures
+
+    cuda = ("CUDA not available: torch.cuda.is_available() is False; run on a host with an NVIDIA GPU and a CUDA "
+            "build of torch")
+    folded = [build.criterion(f"batch_invariance.torch.instance.bs{bs}", "pass", 9e-7,
+                              details=build.comparison(9e-7, 1e-5)) for bs in (8, 16)]
+    skipped = [build.criterion(cid, "skip", reason=cuda) for cid in (
+        "parity.onnxrt_vs_torch_cuda.eager.running.bs1_64x80x80", "batch_invariance.torch-cuda-fp16.running.bs16")]
+    failed_to_run = build.criterion("parity.onnxrt_vs_torch.batch.bs1_64x80x80", "error", reason="onnxrt crashed")
+    criteria = [*build.functional(), *folded, *skipped, failed_to_run]
+    assert figures.parity_margins(build.report_of(criteria), tmp_path / "m.png") is None
+    fig = drawn[-1]
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+
+    def pattern(label: str) -> re.Pattern:  # "a.bs{4,8} (max)" matches a.bs4 and a.bs8
+        return re.compile(re.sub(r"\\\{([\d,]+)\\\}", lambda m: f"({m.group(1).replace(',', '|')})",
+                                 re.escape(label.split(" (")[0])))
+
+    shown = [c["id"] for c in criteria if figures._segments(c["id"])[0] in ("parity", "batch_invariance",
+             "batch_dependence_detected") and c.get("measured") is not None]
+    for cid in shown:
+        assert sum(bool(pattern(label).fullmatch(cid)) for label in labels) == 1, (cid, labels)
+    assert all(any(pattern(label).fullmatch(cid) for cid in shown) for label in labels), labels
+    assert "batch_invariance.torch.instance.bs{4,8,16} (max)" in labels
+    assert ("not drawn: 2 criteria not judged (CUDA not available), 1 with no measured difference and threshold"
+            in texts(fig))
+    # Nothing judged at all: the reason for having no figure says the same.
+    reason = figures.parity_margins(build.report_of(skipped), tmp_path / "none.png")
+    assert reason.endswith("not drawn: 2 criteria not judged (CUDA not available)"), reason

@@ -25,6 +25,7 @@ import numpy as np
 
 from vnet_accept.data.uids import short_uid
 from vnet_accept.io_utils import atomic_write_bytes
+from vnet_accept.report.notjudged import short_reason
 from vnet_accept.report.record import accuracy_subject
 
 FIGURES = ("per_volume_error", "worst_volume", "fps_per_batch", "parity_margins")
@@ -273,20 +274,22 @@ def limit_of(c: Mapping[str, Any]) -> tuple[str, float] | None:
     return None
 
 
+#: The criteria ``parity_margins.png`` draws (by an id's first segment), in the order of its rows.
+MARGIN_FAMILIES = ("parity", "batch_invariance", "batch_dependence_detected")
+
+
 def _margin_rows(criteria: Sequence[Mapping[str, Any]]) -> list[tuple[str, float, tuple[str, float], str]]:
-    """One row per criterion, batch sizes folded: ``batch_invariance.onnxrt.running.bs4..bs32`` becomes one row
-    with the largest difference (the smallest for ``batch_dependence_detected``, which must exceed its limit)."""
-    families = ("parity", "batch_invariance", "batch_dependence_detected")
+    """One row per criterion, batch sizes folded: ``batch_invariance.onnxrt.running.bs4`` … ``bs32`` become one row
+    labelled ``batch_invariance.onnxrt.running.bs{4,8,16,32} (max)`` with the largest difference (the smallest for
+    ``batch_dependence_detected``, which must exceed its limit); a row of one criterion is labelled with its id."""
     groups: dict[tuple[str, str, float], list[tuple[int | None, float, str]]] = {}
     for c in criteria:
-        segments = _segments(c["id"])
-        if segments[0] not in families or not isinstance(c.get("measured"), (int, float)):
-            continue
-        limit = limit_of(c)
+        limit = _margin_limit(c)
         if limit is None:
             continue
+        segments = _segments(c["id"])
         bs = next((int(s[2:]) for s in segments if re.fullmatch(r"bs\d+", s)), None)
-        key = ".".join(s for s in segments if not re.fullmatch(r"bs\d+", s)) if bs is not None else c["id"]
+        key = ".".join("bs*" if re.fullmatch(r"bs\d+", s) else s for s in segments) if bs is not None else c["id"]
         groups.setdefault((key, *limit), []).append((bs, float(c["measured"]), c.get("verdict", "error")))
     order = {"fail": 0, "error": 1, "pass": 2, "skip": 3}
     rows = []
@@ -295,23 +298,54 @@ def _margin_rows(criteria: Sequence[Mapping[str, Any]]) -> list[tuple[str, float
         value = pick(m[1] for m in members)
         verdict = min((m[2] for m in members), key=lambda v: order.get(v, 9))
         sizes = sorted(m[0] for m in members if m[0] is not None)
-        label = key.replace("batch_dependence_detected", "dependence").replace("batch_invariance", "invariance")
-        if sizes:
-            folded = f"–{sizes[-1]}, {'min' if pick is min else 'max'})" if len(sizes) > 1 else ")"
-            label += f" (bs{sizes[0]}{folded}"
-        rows.append((label, value, (op, limit), verdict))
-    rank = {"parity": 0, "invariance": 1, "dependence": 2}
-    rows.sort(key=lambda r: (rank.get(r[0].split(".", 1)[0], 9), r[0]))
+        if sizes:  # the batch sizes "bs*" stands for
+            key = key.replace("bs*", f"bs{{{','.join(map(str, sizes))}}}" if len(sizes) > 1 else f"bs{sizes[0]}")
+        rows.append((key + (f" ({pick.__name__})" if len(members) > 1 else ""), value, (op, limit), verdict))
+    rows.sort(key=lambda r: (MARGIN_FAMILIES.index(_segments(r[0])[0]), r[0]))
     return rows
 
 
+def _margin_limit(c: Mapping[str, Any]) -> tuple[str, float] | None:
+    """The limit a criterion is drawn against, or None when ``parity_margins.png`` does not draw it (another
+    family, or no measured difference)."""
+    if _segments(c["id"])[0] not in MARGIN_FAMILIES or not isinstance(c.get("measured"), (int, float)):
+        return None
+    return limit_of(c)
+
+
+def _not_drawn(criteria: Sequence[Mapping[str, Any]]) -> str | None:
+    """``"not drawn: 17 criteria not judged (CUDA not available)"``: what the margins leave out and why (the first
+    clause of each skip reason), so that a missing row is never read as a pass."""
+    skipped: dict[str, int] = {}
+    other = 0
+    for c in criteria:
+        if _segments(c["id"])[0] not in MARGIN_FAMILIES or _margin_limit(c) is not None:
+            continue
+        if c.get("verdict") == "skip":
+            why = short_reason(c.get("reason") or "no reason given")
+            skipped[why] = skipped.get(why, 0) + 1
+        else:
+            other += 1
+    parts = []
+    if skipped:
+        n = sum(skipped.values())
+        whys = "; ".join(why if len(skipped) == 1 else f"{why}: {k}" for why, k in skipped.items())
+        parts.append(f"{n} criteri{'a' if n != 1 else 'on'} not judged ({whys})")
+    if other:
+        parts.append(f"{other} with no measured difference and threshold")
+    return "not drawn: " + ", ".join(parts) if parts else None
+
+
 def parity_margins(report: Mapping[str, Any], path: Path) -> str | None:
-    rows = _margin_rows(report.get("criteria", []))
+    criteria = report.get("criteria", [])
+    rows = _margin_rows(criteria)
+    not_drawn = _not_drawn(criteria)
     if not rows:
-        return "no parity or batch-invariance criterion with a measured value and a threshold in this run"
+        return ("no parity or batch-invariance criterion with a measured value and a threshold in this run"
+                + (f"; {not_drawn}" if not_drawn else ""))
     positive = [v for r in rows for v in (r[1], r[2][1]) if v > 0]
     floor = 10 ** (np.floor(np.log10(min(positive))) - 2) if positive else 1e-9  # where an exact 0 is drawn
-    fig = _figure(6.4, 1.3 + 0.24 * len(rows))
+    fig = _figure(7.2, 1.5 + 0.24 * len(rows))
     ax = fig.add_subplot()
     for i, (_label, value, (op, limit), verdict) in enumerate(rows):
         ax.scatter([value if value > 0 else floor], [i], color=COLORS.get(verdict, "black"), s=22, zorder=3,
@@ -330,7 +364,9 @@ def parity_margins(report: Mapping[str, Any], path: Path) -> str | None:
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("max |Δ log-probability| (log scale)", fontsize=8)
-    ax.set_title("Parity and batch invariance: measured vs threshold", fontsize=10)
+    fig.suptitle("Parity and batch invariance: measured vs threshold", fontsize=10)
+    if not_drawn:
+        ax.set_title("\n".join(_wrap(not_drawn, 110)), fontsize=8, color="#424242")
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], ls="", marker="o", color=COLORS["pass"], label="measured (pass)"),
