@@ -188,3 +188,35 @@ def test_parity_margins_rows_name_report_ids_and_the_figure_counts_what_was_not_
     # Nothing judged at all: the reason for having no figure says the same.
     reason = figures.parity_margins(build.report_of(skipped), tmp_path / "none.png")
     assert reason.endswith("not drawn: 2 criteria not judged (CUDA not available)"), reason
+
+
+def test_the_worst_volume_legend_shows_each_shade_the_overlay_takes(build, tmp_path, drawn):
+    """The overlay is translucent, so false lung is dark red over air and light red over tissue: the legend shows
+    both shades as drawn and says which is which."""
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    from vnet_accept.report import figures
+
+    ct = np.full((16, 20, 20), -1000, np.int16)
+    ct[:, :, 10:] = 40  # air on the left of every axial slice, soft tissue on the right
+    npz = tmp_path / "w.npz"
+    np.savez_compressed(npz, ct=ct, mask=np.zeros(ct.shape, np.uint8), prediction=np.ones(ct.shape, np.uint8))
+    c = build.accuracy("torch-cpu", "pass", 0.5, npz=str(npz))
+    assert figures.worst_volume(build.report_of([c]), tmp_path / "w.png") is None
+    fig = drawn[-1]
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3] / 255
+    axial = fig.axes[0]
+
+    def drawn_at(col: int) -> np.ndarray:  # the colour on the canvas at voxel (row 8, col) of the axial slice
+        x, y = axial.transData.transform((col, 8))
+        return pixels[pixels.shape[0] - 1 - int(round(y)), int(round(x))]
+
+    (legend,) = fig.legends
+    swatches = [p.get_facecolor()[:3] for p in legend.findobj(Rectangle) if p.get_visible() and p.get_alpha() != 0]
+    for col in (2, 17):  # over air, over tissue
+        assert min(np.abs(drawn_at(col) - np.asarray(s)).max() for s in swatches) < 4 / 255, (col, drawn_at(col))
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert "prediction only (false lung): dark over air, light over tissue" in labels, labels
+    assert "mask only (missed lung): dark over air, light over tissue" in labels, labels

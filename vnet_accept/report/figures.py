@@ -32,6 +32,10 @@ FIGURES = ("per_volume_error", "worst_volume", "fps_per_batch", "parity_margins"
 COLORS = {"pass": "#2e7d32", "fail": "#c62828", "error": "#6a1b9a", "skip": "#9e9e9e"}
 _LIMIT = re.compile(r"(<=|>=|<|>)\s*([0-9.eE+-]+)")
 DPI = 110
+#: The worst volume's slices: CT window (HU, black to white) and the translucent disagreement overlay on it (RGB).
+CT_WINDOW = (-1000, 400)
+MISSED, FALSE = (0.1, 0.4, 1.0), (1.0, 0.15, 0.1)
+OVERLAY_ALPHA = 0.55
 
 
 def _figure(width: float, height: float) -> Any:
@@ -175,7 +179,8 @@ def worst_volume(report: Mapping[str, Any], path: Path) -> str | None:
     axes = fig.subplots(1, 3)
     shaded = False
     for ax, (title, index) in zip(axes, views):
-        ax.imshow(np.clip(ct[index], -1000, 400), cmap="gray", vmin=-1000, vmax=400, interpolation="nearest")
+        ax.imshow(np.clip(ct[index], *CT_WINDOW), cmap="gray", vmin=CT_WINDOW[0], vmax=CT_WINDOW[1],
+                  interpolation="nearest")
         if evaluated is not None and not evaluated[index].all():
             # Tiles not evaluated (their mask is empty, so the tiling skips them) hold no prediction: greyed and
             # hatched, so their lack of overlay is not read as agreement.
@@ -185,22 +190,28 @@ def worst_volume(report: Mapping[str, Any], path: Path) -> str | None:
             ax.contourf(outside, levels=[0.5, 1.5], colors="none", hatches=["////"])
             shaded = True
         overlay = np.zeros((*ct[index].shape, 4))
-        overlay[mask[index] & ~pred[index]] = (0.1, 0.4, 1.0, 0.55)  # missed lung
-        overlay[pred[index] & ~mask[index]] = (1.0, 0.15, 0.1, 0.55)  # false lung
+        overlay[mask[index] & ~pred[index]] = (*MISSED, OVERLAY_ALPHA)
+        overlay[pred[index] & ~mask[index]] = (*FALSE, OVERLAY_ALPHA)
         ax.imshow(overlay, interpolation="nearest")
         if mask[index].any():  # the reference outline on top of everything
             ax.contour(mask[index].astype(float), levels=[0.5], colors=["#fdd835"], linewidths=0.6)
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
+    from matplotlib.legend_handler import HandlerTuple
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=(0.1, 0.4, 1.0), label="mask only (missed)"),
-               Patch(color=(1.0, 0.15, 0.1), label="prediction only (false)"),
-               Patch(edgecolor="#fdd835", facecolor="none", label="mask outline")]
+    # The overlay lets the CT show through, so each colour has a dark shade (over air) and a light one (over
+    # tissue); the legend shows both, as drawn.
+    handles = [(Patch(color=_over(rgb, -1000)), Patch(color=_over(rgb, 40))) for rgb in (MISSED, FALSE)]
+    labels = ["mask only (missed lung): dark over air, light over tissue",
+              "prediction only (false lung): dark over air, light over tissue"]
+    handles.append(Patch(edgecolor="#fdd835", facecolor="none"))
+    labels.append("mask outline")
     if shaded:
-        handles.append(Patch(facecolor="#9e9e9e", edgecolor="#424242", hatch="////",
-                             label="not evaluated: tiles with an empty mask are skipped, not scored"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=2 if shaded else 3, fontsize=8, frameon=False)
+        handles.append(Patch(facecolor="#9e9e9e", edgecolor="#424242", hatch="////"))
+        labels.append("not evaluated: tiles with an empty mask are skipped, not scored")
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8, frameon=False,
+               handler_map={tuple: HandlerTuple(ndivide=None, pad=0)})
     rate = worst.get("error_rate_pct")
     title = (f"worst volume {short_uid(str(worst.get('uid', '?')))} "
              + (f"({rate:.3f} % error over its evaluated tiles, " if isinstance(rate, (int, float)) else "(")
@@ -211,6 +222,12 @@ def worst_volume(report: Mapping[str, Any], path: Path) -> str | None:
     fig.suptitle(title, fontsize=9 if "\n" in title else 10)
     _save(fig, path)
     return None
+
+
+def _over(rgb: tuple[float, float, float], hu: float) -> tuple[float, ...]:
+    """The colour the overlay ``rgb`` takes over CT value ``hu`` (its blend with the grey beneath)."""
+    grey = (np.clip(hu, *CT_WINDOW) - CT_WINDOW[0]) / (CT_WINDOW[1] - CT_WINDOW[0])
+    return tuple(OVERLAY_ALPHA * c + (1 - OVERLAY_ALPHA) * grey for c in rgb)
 
 
 def _evaluated(tiles: Sequence[int] | None, shape: tuple[int, ...]) -> np.ndarray | None:
