@@ -1,13 +1,14 @@
 """The report's pictures (PNG, matplotlib's Agg canvas, no pyplot state): where a person would rather look.
 
 * ``per_volume_error.png`` - per-volume error rates of the primary accuracy source (an OM one when there is one),
-  sorted, with the pooled rate and the published reference for scale;
+  sorted, with the pooled rate and the published reference for scale (a log axis when the rates dwarf it);
 * ``worst_volume.png`` - the worst volume's central axial, coronal and sagittal CT slices with the
   prediction/mask disagreement overlaid (missed lung in blue, false lung in red), the mask's outline on top, the
   tiles not evaluated (empty mask: skipped by the tiling) greyed and hatched, and NOT JUDGED in the title when the
   criterion was not judged;
 * ``fps_per_batch.png`` - card fps per batch size against the T4 thresholds (and the 1.2× Benchmark bound);
-* ``parity_margins.png`` - each parity / batch-invariance difference against its threshold (log scale).
+* ``parity_margins.png`` - each parity / batch-invariance difference against its threshold (log scale), rows
+  labelled with criterion ids, and how many criteria were not drawn and why.
 
 :func:`render_figures` returns, per figure, ``{"file": name}`` or ``{"reason": why there is none}``; it never
 draws a number that is not in the report.
