@@ -28,6 +28,9 @@ from vnet_accept.errors import DataError
 UID_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 #: How many offending UIDs an error message lists before it says "and N more".
 MAX_LISTED = 5
+#: How many trailing characters name a scan in short: LUNA16's 888 scans all differ in their last 8 digits, while
+#: two of them share their last 6 (…411210).
+SHORT_UID = 8
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,12 @@ class UidList:
     def describe(self) -> str:
         """``"134 UIDs from reference/test_uids.txt"`` - the count used and its source, for every report."""
         return f"{len(self.uids)} UID{'s' if len(self.uids) != 1 else ''} from {self.source}"
+
+
+def short_uid(uid: str) -> str:
+    """``"…83833210"``: a UID's last :data:`SHORT_UID` characters, the one short form wherever a scan is named in
+    little space."""
+    return uid if len(uid) <= SHORT_UID else "…" + uid[-SHORT_UID:].lstrip(".")
 
 
 def parse_uid_text(text: str, source: str = "<text>") -> UidList:

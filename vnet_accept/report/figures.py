@@ -1,13 +1,14 @@
 """The report's pictures (PNG, matplotlib's Agg canvas, no pyplot state): where a person would rather look.
 
 * ``per_volume_error.png`` - per-volume error rates of the primary accuracy source (an OM one when there is one),
-  sorted, with the pooled rate and the published reference for scale;
+  sorted, with the pooled rate and the published reference for scale (a log axis when the rates dwarf it);
 * ``worst_volume.png`` - the worst volume's central axial, coronal and sagittal CT slices with the
   prediction/mask disagreement overlaid (missed lung in blue, false lung in red), the mask's outline on top, the
   tiles not evaluated (empty mask: skipped by the tiling) greyed and hatched, and NOT JUDGED in the title when the
   criterion was not judged;
 * ``fps_per_batch.png`` - card fps per batch size against the T4 thresholds (and the 1.2× Benchmark bound);
-* ``parity_margins.png`` - each parity / batch-invariance difference against its threshold (log scale).
+* ``parity_margins.png`` - each parity / batch-invariance difference against its threshold (log scale), rows
+  labelled with criterion ids, and how many criteria were not drawn and why.
 
 :func:`render_figures` returns, per figure, ``{"file": name}`` or ``{"reason": why there is none}``; it never
 draws a number that is not in the report.
@@ -23,13 +24,19 @@ from typing import Any
 
 import numpy as np
 
+from vnet_accept.data.uids import short_uid
 from vnet_accept.io_utils import atomic_write_bytes
+from vnet_accept.report.notjudged import short_reason
 from vnet_accept.report.record import accuracy_subject
 
 FIGURES = ("per_volume_error", "worst_volume", "fps_per_batch", "parity_margins")
 COLORS = {"pass": "#2e7d32", "fail": "#c62828", "error": "#6a1b9a", "skip": "#9e9e9e"}
 _LIMIT = re.compile(r"(<=|>=|<|>)\s*([0-9.eE+-]+)")
 DPI = 110
+#: The worst volume's slices: CT window (HU, black to white) and the translucent disagreement overlay on it (RGB).
+CT_WINDOW = (-1000, 400)
+MISSED, FALSE = (0.1, 0.4, 1.0), (1.0, 0.15, 0.1)
+OVERLAY_ALPHA = 0.55
 
 
 def _figure(width: float, height: float) -> Any:
@@ -87,24 +94,43 @@ def per_volume_error(report: Mapping[str, Any], path: Path) -> str | None:
     # Neutral bars (the rule is on the pooled rate); hatched and grey when the rate was not judged.
     ax.bar(range(len(rates)), rates, width=0.85, linewidth=0, color="#5c6bc0" if judged else "#bdbdbd",
            hatch=None if judged else "//", edgecolor="white")
-    if isinstance(c.get("measured"), (int, float)):
-        ax.axhline(c["measured"], color="black", lw=1, label=f"pooled {c['measured']:.4f} %")
-    if settings.get("reference_error") is not None:
-        ref = float(settings["reference_error"])
-        ax.axhline(ref, color="#1565c0", lw=1.5, ls="--", label=f"published {ref:g} %", zorder=3)
-        ax.set_ylim(0, max(max(rates), ref) * 1.12)
+    pooled = float(c["measured"]) if isinstance(c.get("measured"), (int, float)) else None
+    ref = float(settings["reference_error"]) if settings.get("reference_error") is not None else None
+    if pooled is not None:
+        ax.axhline(pooled, color="black", lw=1, label=f"pooled {pooled:.4f} %")
+    top = max(v for v in (*rates, pooled, ref) if v is not None) * 1.12
+    # On an axis from 0, a reference under a tenth of the top sits on the x-axis (0.355 % under bars of ~90 %): a
+    # log axis then shows the reference, the pooled rate and every bar, whatever their spread.
+    log = ref is not None and 0 < ref < 0.1 * top
+    if log:
+        floor = min(v for v in (*rates, pooled, ref) if v is not None and v > 0) / 2
+        from matplotlib.ticker import FuncFormatter, NullLocator
+
+        ax.set_yscale("log")
+        ax.set_ylim(floor, top * 2)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.1, 1, 10, 100: percent as written
+        ax.yaxis.set_minor_locator(NullLocator())
+        for i in np.flatnonzero(np.asarray(rates) <= 0):  # a bar of 0 has no height on a log axis
+            ax.annotate("0", (i, floor), textcoords="offset points", xytext=(0, 2), ha="center", fontsize=7)
+    else:
+        ax.set_ylim(0, top)
+    if ref is not None:  # drawn and labelled over everything else on the axes, the NOT JUDGED note included
+        ax.axhline(ref, color="#1565c0", lw=1.5, ls="--", label=f"published {ref:g} %", zorder=4)
+        ax.annotate(f"published {ref:g} %", (1, ref), xycoords=("axes fraction", "data"), textcoords="offset points",
+                    xytext=(-3, 2), ha="right", va="bottom", fontsize=7, color="#1565c0", zorder=4,
+                    bbox={"facecolor": "white", "alpha": 0.85, "lw": 0, "pad": 1})
     source = ".".join(_segments(c["id"])[2:])
     ax.set_title(f"{source}: error rate per volume ({len(rates)} volumes, sorted)", fontsize=10)
     if not judged:
         why = (c.get("reason") or "not judged").split(";")[0].split(" (measured")[0]
         ax.text(0.5, 0.5, "NOT JUDGED\n" + "\n".join(_wrap(why, 60)), transform=ax.transAxes, ha="center",
                 va="center", fontsize=8, color="#424242", bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
-    ax.set_ylabel("error rate (%)")
-    ax.set_xlabel("volume (worst first)" + (f"; worst …{volumes[0].get('uid', '')[-8:]}" if volumes[0].get("uid")
+    ax.set_ylabel("error rate (%, log scale)" if log else "error rate (%)")
+    ax.set_xlabel("volume (worst first)" + (f"; worst {short_uid(volumes[0]['uid'])}" if volumes[0].get("uid")
                                             else ""))
     ax.set_xlim(-0.6, len(rates) - 0.4)
     if len(rates) <= 12:
-        ax.set_xticks(range(len(rates)), [f"…{v.get('uid', '?')[-6:]}" for v in volumes], fontsize=7, rotation=30)
+        ax.set_xticks(range(len(rates)), [short_uid(v.get("uid", "?")) for v in volumes], fontsize=7, rotation=30)
     else:
         ax.set_xticks([])
     fig.legend(fontsize=8, frameon=False, loc="outside lower center", ncol=2)  # outside: never over a line
@@ -154,7 +180,8 @@ def worst_volume(report: Mapping[str, Any], path: Path) -> str | None:
     axes = fig.subplots(1, 3)
     shaded = False
     for ax, (title, index) in zip(axes, views):
-        ax.imshow(np.clip(ct[index], -1000, 400), cmap="gray", vmin=-1000, vmax=400, interpolation="nearest")
+        ax.imshow(np.clip(ct[index], *CT_WINDOW), cmap="gray", vmin=CT_WINDOW[0], vmax=CT_WINDOW[1],
+                  interpolation="nearest")
         if evaluated is not None and not evaluated[index].all():
             # Tiles not evaluated (their mask is empty, so the tiling skips them) hold no prediction: greyed and
             # hatched, so their lack of overlay is not read as agreement.
@@ -164,24 +191,30 @@ def worst_volume(report: Mapping[str, Any], path: Path) -> str | None:
             ax.contourf(outside, levels=[0.5, 1.5], colors="none", hatches=["////"])
             shaded = True
         overlay = np.zeros((*ct[index].shape, 4))
-        overlay[mask[index] & ~pred[index]] = (0.1, 0.4, 1.0, 0.55)  # missed lung
-        overlay[pred[index] & ~mask[index]] = (1.0, 0.15, 0.1, 0.55)  # false lung
+        overlay[mask[index] & ~pred[index]] = (*MISSED, OVERLAY_ALPHA)
+        overlay[pred[index] & ~mask[index]] = (*FALSE, OVERLAY_ALPHA)
         ax.imshow(overlay, interpolation="nearest")
         if mask[index].any():  # the reference outline on top of everything
             ax.contour(mask[index].astype(float), levels=[0.5], colors=["#fdd835"], linewidths=0.6)
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
+    from matplotlib.legend_handler import HandlerTuple
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=(0.1, 0.4, 1.0), label="mask only (missed)"),
-               Patch(color=(1.0, 0.15, 0.1), label="prediction only (false)"),
-               Patch(edgecolor="#fdd835", facecolor="none", label="mask outline")]
+    # The overlay lets the CT show through, so each colour has a dark shade (over air) and a light one (over
+    # tissue); the legend shows both, as drawn.
+    handles = [(Patch(color=_over(rgb, -1000)), Patch(color=_over(rgb, 40))) for rgb in (MISSED, FALSE)]
+    labels = ["mask only (missed lung): dark over air, light over tissue",
+              "prediction only (false lung): dark over air, light over tissue"]
+    handles.append(Patch(edgecolor="#fdd835", facecolor="none"))
+    labels.append("mask outline")
     if shaded:
-        handles.append(Patch(facecolor="#9e9e9e", edgecolor="#424242", hatch="////",
-                             label="not evaluated: tiles with an empty mask are skipped, not scored"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=2 if shaded else 3, fontsize=8, frameon=False)
+        handles.append(Patch(facecolor="#9e9e9e", edgecolor="#424242", hatch="////"))
+        labels.append("not evaluated: tiles with an empty mask are skipped, not scored")
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8, frameon=False,
+               handler_map={tuple: HandlerTuple(ndivide=None, pad=0)})
     rate = worst.get("error_rate_pct")
-    title = (f"worst volume …{str(worst.get('uid', '?'))[-12:].lstrip('.')} "
+    title = (f"worst volume {short_uid(str(worst.get('uid', '?')))} "
              + (f"({rate:.3f} % error over its evaluated tiles, " if isinstance(rate, (int, float)) else "(")
              + f"{'.'.join(_segments(c['id'])[2:])})")
     if c.get("verdict") not in ("pass", "fail"):
@@ -190,6 +223,12 @@ def worst_volume(report: Mapping[str, Any], path: Path) -> str | None:
     fig.suptitle(title, fontsize=9 if "\n" in title else 10)
     _save(fig, path)
     return None
+
+
+def _over(rgb: tuple[float, float, float], hu: float) -> tuple[float, ...]:
+    """The colour the overlay ``rgb`` takes over CT value ``hu`` (its blend with the grey beneath)."""
+    grey = (np.clip(hu, *CT_WINDOW) - CT_WINDOW[0]) / (CT_WINDOW[1] - CT_WINDOW[0])
+    return tuple(OVERLAY_ALPHA * c + (1 - OVERLAY_ALPHA) * grey for c in rgb)
 
 
 def _evaluated(tiles: Sequence[int] | None, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -253,20 +292,22 @@ def limit_of(c: Mapping[str, Any]) -> tuple[str, float] | None:
     return None
 
 
+#: The criteria ``parity_margins.png`` draws (by an id's first segment), in the order of its rows.
+MARGIN_FAMILIES = ("parity", "batch_invariance", "batch_dependence_detected")
+
+
 def _margin_rows(criteria: Sequence[Mapping[str, Any]]) -> list[tuple[str, float, tuple[str, float], str]]:
-    """One row per criterion, batch sizes folded: ``batch_invariance.onnxrt.running.bs4..bs32`` becomes one row
-    with the largest difference (the smallest for ``batch_dependence_detected``, which must exceed its limit)."""
-    families = ("parity", "batch_invariance", "batch_dependence_detected")
+    """One row per criterion, batch sizes folded: ``batch_invariance.onnxrt.running.bs4`` … ``bs32`` become one row
+    labelled ``batch_invariance.onnxrt.running.bs{4,8,16,32} (max)`` with the largest difference (the smallest for
+    ``batch_dependence_detected``, which must exceed its limit); a row of one criterion is labelled with its id."""
     groups: dict[tuple[str, str, float], list[tuple[int | None, float, str]]] = {}
     for c in criteria:
-        segments = _segments(c["id"])
-        if segments[0] not in families or not isinstance(c.get("measured"), (int, float)):
-            continue
-        limit = limit_of(c)
+        limit = _margin_limit(c)
         if limit is None:
             continue
+        segments = _segments(c["id"])
         bs = next((int(s[2:]) for s in segments if re.fullmatch(r"bs\d+", s)), None)
-        key = ".".join(s for s in segments if not re.fullmatch(r"bs\d+", s)) if bs is not None else c["id"]
+        key = ".".join("bs*" if re.fullmatch(r"bs\d+", s) else s for s in segments) if bs is not None else c["id"]
         groups.setdefault((key, *limit), []).append((bs, float(c["measured"]), c.get("verdict", "error")))
     order = {"fail": 0, "error": 1, "pass": 2, "skip": 3}
     rows = []
@@ -275,23 +316,54 @@ def _margin_rows(criteria: Sequence[Mapping[str, Any]]) -> list[tuple[str, float
         value = pick(m[1] for m in members)
         verdict = min((m[2] for m in members), key=lambda v: order.get(v, 9))
         sizes = sorted(m[0] for m in members if m[0] is not None)
-        label = key.replace("batch_dependence_detected", "dependence").replace("batch_invariance", "invariance")
-        if sizes:
-            folded = f"–{sizes[-1]}, {'min' if pick is min else 'max'})" if len(sizes) > 1 else ")"
-            label += f" (bs{sizes[0]}{folded}"
-        rows.append((label, value, (op, limit), verdict))
-    rank = {"parity": 0, "invariance": 1, "dependence": 2}
-    rows.sort(key=lambda r: (rank.get(r[0].split(".", 1)[0], 9), r[0]))
+        if sizes:  # the batch sizes "bs*" stands for
+            key = key.replace("bs*", f"bs{{{','.join(map(str, sizes))}}}" if len(sizes) > 1 else f"bs{sizes[0]}")
+        rows.append((key + (f" ({pick.__name__})" if len(members) > 1 else ""), value, (op, limit), verdict))
+    rows.sort(key=lambda r: (MARGIN_FAMILIES.index(_segments(r[0])[0]), r[0]))
     return rows
 
 
+def _margin_limit(c: Mapping[str, Any]) -> tuple[str, float] | None:
+    """The limit a criterion is drawn against, or None when ``parity_margins.png`` does not draw it (another
+    family, or no measured difference)."""
+    if _segments(c["id"])[0] not in MARGIN_FAMILIES or not isinstance(c.get("measured"), (int, float)):
+        return None
+    return limit_of(c)
+
+
+def _not_drawn(criteria: Sequence[Mapping[str, Any]]) -> str | None:
+    """``"not drawn: 17 criteria not judged (CUDA not available)"``: what the margins leave out and why (the first
+    clause of each skip reason), so that a missing row is never read as a pass."""
+    skipped: dict[str, int] = {}
+    other = 0
+    for c in criteria:
+        if _segments(c["id"])[0] not in MARGIN_FAMILIES or _margin_limit(c) is not None:
+            continue
+        if c.get("verdict") == "skip":
+            why = short_reason(c.get("reason") or "no reason given")
+            skipped[why] = skipped.get(why, 0) + 1
+        else:
+            other += 1
+    parts = []
+    if skipped:
+        n = sum(skipped.values())
+        whys = "; ".join(why if len(skipped) == 1 else f"{why}: {k}" for why, k in skipped.items())
+        parts.append(f"{n} criteri{'a' if n != 1 else 'on'} not judged ({whys})")
+    if other:
+        parts.append(f"{other} with no measured difference and threshold")
+    return "not drawn: " + ", ".join(parts) if parts else None
+
+
 def parity_margins(report: Mapping[str, Any], path: Path) -> str | None:
-    rows = _margin_rows(report.get("criteria", []))
+    criteria = report.get("criteria", [])
+    rows = _margin_rows(criteria)
+    not_drawn = _not_drawn(criteria)
     if not rows:
-        return "no parity or batch-invariance criterion with a measured value and a threshold in this run"
+        return ("no parity or batch-invariance criterion with a measured value and a threshold in this run"
+                + (f"; {not_drawn}" if not_drawn else ""))
     positive = [v for r in rows for v in (r[1], r[2][1]) if v > 0]
     floor = 10 ** (np.floor(np.log10(min(positive))) - 2) if positive else 1e-9  # where an exact 0 is drawn
-    fig = _figure(6.4, 1.3 + 0.24 * len(rows))
+    fig = _figure(7.2, 1.5 + 0.24 * len(rows))
     ax = fig.add_subplot()
     for i, (_label, value, (op, limit), verdict) in enumerate(rows):
         ax.scatter([value if value > 0 else floor], [i], color=COLORS.get(verdict, "black"), s=22, zorder=3,
@@ -310,7 +382,9 @@ def parity_margins(report: Mapping[str, Any], path: Path) -> str | None:
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("max |Δ log-probability| (log scale)", fontsize=8)
-    ax.set_title("Parity and batch invariance: measured vs threshold", fontsize=10)
+    fig.suptitle("Parity and batch invariance: measured vs threshold", fontsize=10)
+    if not_drawn:
+        ax.set_title("\n".join(_wrap(not_drawn, 110)), fontsize=8, color="#424242")
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], ls="", marker="o", color=COLORS["pass"], label="measured (pass)"),
