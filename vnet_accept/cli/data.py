@@ -82,12 +82,14 @@ def _first_doc_line(module: str) -> str:
 def _progress_bar(total: int, desc: str):
     from tqdm import tqdm
 
+    from vnet_accept.data.uids import short_uid
+
     bar = tqdm(total=total, desc=desc, unit="scan", file=sys.stderr, disable=None, dynamic_ncols=True)
 
     def advance(uid: str, ok: bool) -> None:
         bar.update(1)
         if not ok:
-            bar.set_postfix_str(f"failed: {uid[-12:]}", refresh=False)
+            bar.set_postfix_str(f"failed: {short_uid(uid)}", refresh=False)
 
     return bar, advance
 
