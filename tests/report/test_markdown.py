@@ -112,3 +112,16 @@ def test_cells_and_values():
     assert short_value(45_603_934) == "45,603,934"
     assert short_value({"sha": "ab" * 32, "ok": True}) == "sha=abababababab…; ok=True"
     assert short_value("x" * 300).endswith("…") and len(short_value("x" * 300)) == 160
+
+
+def test_no_interval_for_too_few_volumes(build):
+    """Two volumes give no bootstrap interval (the "interval" would be the two per-volume rates): the cell says why,
+    whether the report recorded none or, written before the minimum existed, one."""
+    old, new = build.accuracy("onnxrt", "pass", 0.46), build.accuracy("torch-cpu", "pass", 0.46)
+    for c, ci in ((old, [0.40, 0.52]), (new, None)):
+        c["details"].update(volumes=2, tiles=16, ci95_pct=ci)
+    md = _render(build.report_of([old, new]))
+    for source in ("onnxrt", "torch-cpu"):
+        row = _row(md, f"| `{source}` |")
+        assert "| — (2 volumes: too few for an interval, which needs 10) | 16 / 2 |" in row, row
+    assert "0.4000 – 0.5200 %" not in md

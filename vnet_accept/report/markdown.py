@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vnet_accept.metrics.accuracy import ci_withheld
 from vnet_accept.options import OPTIONS_BY_DEST
 from vnet_accept.reference import (
     PORT_310_CHIP_FPS,
@@ -133,6 +134,14 @@ def _source_order(c: Mapping[str, Any]) -> tuple[int, int, str]:
     return rank, batch_of({"id": src.replace("_", ".")}) or 0, src
 
 
+def _ci_cell(ci: Any, volumes: Any) -> str | None:
+    """The interval, or why there is none (reports written before the minimum existed carry one for 2 volumes)."""
+    why = ci_withheld(volumes) if isinstance(volumes, int) else None
+    if why:
+        return f"{DASH} ({why})"
+    return f"{ci[0]:.4f} – {ci[1]:.4f} %" if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
+
+
 def accuracy_section(report: Mapping[str, Any], figures: Mapping[str, Any]) -> list[str]:
     settings = report.get("settings") or {}
     ref = AccuracyReference(float(settings.get("reference_error") or PUBLISHED_ERROR_PCT),
@@ -155,16 +164,14 @@ def accuracy_section(report: Mapping[str, Any], figures: Mapping[str, Any]) -> l
         d = c.get("details") or {}
         measured = c.get("measured")
         views = d.get("views") or (ref.views(measured) if isinstance(measured, (int, float)) else {})
-        ci = d.get("ci95_pct")
-        ci_text = f"{ci[0]:.4f} – {ci[1]:.4f} %" if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
+        volumes = d.get("volumes", d.get("uids_used"))
         counts = (f"{d['incorrect']:,} / {d['total']:,}" if isinstance(d.get("incorrect"), int)
                   and isinstance(d.get("total"), int) else None)
-        volumes = d.get("volumes", d.get("uids_used"))
         tiles = f"{d.get('tiles', DASH)} / {volumes if volumes is not None else DASH}" if d else None
         rows.append([f"`{_accuracy_source(c['id'])}`", num(measured, ".4f", " %"), counts,
                      num(views.get("abs_diff_pp"), "+.4f"), num(views.get("relative_change_pct"), "+.1f", " %"),
-                     num(views.get("point_accuracy_pct"), ".4f", " %"), ci_text, tiles, verdict_text(c, True),
-                     c.get("basis")])
+                     num(views.get("point_accuracy_pct"), ".4f", " %"), _ci_cell(d.get("ci95_pct"), volumes), tiles,
+                     verdict_text(c, True), c.get("basis")])
     if not crits:
         rows.append(["(none)", DASH, DASH, DASH, DASH, DASH, DASH, DASH,
                      "not run: no accuracy criterion in this run (the accuracy checks are deselected, e.g. by "
