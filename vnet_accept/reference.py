@@ -12,12 +12,15 @@ from dataclasses import dataclass
 # --- Accuracy (SPEC §6) -------------------------------------------------------------------------------------
 #: Published error rate of VNet on the LUNA16 test split, percent (upstream README; Dice 0.9825).
 PUBLISHED_ERROR_PCT = 0.355
+PUBLISHED_ERROR_SOURCE = ("upstream VNet's published error rate (the mattmacy/vnet.pytorch README: 0.355 % error, "
+                          "Dice 0.9825)")
 #: Gate default: |error - published| <= this many percentage points ("accuracy drop within 1 %").
 TOLERANCE_PP = 1.0
 #: What the reference port measured on an Ascend 310 (bs1 and bs16): incorrect / total voxels.
 PORT_310_INCORRECT = 2_479_051
 PORT_310_TOTAL = 439_091_200
 PORT_310_ERROR_PCT = 0.5646
+PORT_310_ERROR_SOURCE = "the reference port's published result on an Ascend 310, the same at bs1 and at bs16"
 #: Tiles of the 134-scan test split (none is skipped for an empty mask there).
 TEST_SPLIT_SCANS = 134
 TEST_SPLIT_TILES = 1_072

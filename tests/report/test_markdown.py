@@ -67,7 +67,7 @@ def test_absent_families_say_not_run(build):
     report = build.report_of(build.functional())
     md = _render(report)
     _no_placeholders(md)
-    assert "not run: no accuracy criterion in this run" in _row(md, "| (none) |")
+    assert "not run: no error rate of the port in this run" in _row(md, "| (none) |")
     assert "not run: no throughput criterion in this run" in md
     assert "- accuracy (error rate of the OM/ONNX/PyTorch against 0.355 %): no criterion ran" in md
     assert "- performance (card fps against the T4): no criterion ran" in md
@@ -81,8 +81,8 @@ def test_skipped_family_without_measurements(build):
                               build.criterion("perf.throughput.bs1", "skip", reason="no --npu-results DIR")])
     md = _render(report)
     _no_placeholders(md)
-    assert _row(md, "| `om_bs1` |") == ("| `om_bs1` | — | — | — | — | — | — | — | not judged [1]: no --npu-results "
-                                       "DIR | om_bs1, fp16 |")
+    assert _row(md, "| `om_bs1` |") == ("| `om_bs1` | — | — | — | — | — | — | — | \\|error − 0.355\\| ≤ 1.0 pp | "
+                                       "not judged [1]: no --npu-results DIR | om_bs1, fp16 |")
     assert _row(md, "| bs1 |") == "| bs1 | — | — | — | — | — | not judged [1]: no --npu-results DIR | — |"
     assert "Every criterion of this run was judged." not in md
     # The reason is written out once, numbered as the cells refer to it.
@@ -125,3 +125,32 @@ def test_no_interval_for_too_few_volumes(build):
         row = _row(md, f"| `{source}` |")
         assert "| — (2 volumes: too few for an interval, which needs 10) | 16 / 2 |" in row, row
     assert "0.4000 – 0.5200 %" not in md
+
+
+def test_the_selftest_model_is_shown_against_its_own_threshold(build):
+    """The self-test's model is judged by its own ceiling (<= 2.0 %): its row shows that threshold, and no view
+    against the published 0.355 % (Δ, relative change, point accuracy) sits next to its verdict."""
+    selftest = build.accuracy("selftest_model", "pass", 0.464)
+    selftest["threshold"], selftest["details"]["subject"] = "<= 2.0 %", "selftest"
+    md = _render(build.report_of([build.accuracy("om_bs1", "pass", 0.5646), selftest]))
+    port_table = md.split("| source | error rate |")[1].split("\n\n")[0]
+    assert "selftest_model" not in port_table and "| |error − 0.355| ≤ 1.0 pp |" in cell_free(port_table)
+    row = _row(md, "| `selftest_model` |")
+    assert "| <= 2.0 % | **PASS** |" in row, row
+    assert "+0.1090" not in md and "+30.7 %" not in md and "99.5360 %" not in md  # the views against 0.355 %
+
+
+def test_the_published_numbers_say_where_they_come_from(build):
+    md = _render(build.report_of([build.accuracy("om_bs1", "pass", 0.5646)]))
+    assert ("0.355 % is upstream VNet's published error rate (the mattmacy/vnet.pytorch README: 0.355 % error, "
+            "Dice 0.9825).") in md
+    assert _row(md, "| reference port, Ascend 310").endswith(
+        "| reference | the reference port's published result on an Ascend 310, the same at bs1 and at bs16 |")
+    report = build.report_of([build.accuracy("om_bs1", "pass", 0.5646)])
+    report["settings"]["reference_error"] = 0.5
+    assert "0.5 % was given with `--reference-error` (0.355 % is upstream VNet's" in _render(report)
+
+
+def cell_free(text: str) -> str:
+    """Table text with Markdown's escaped pipes unescaped, to match cell contents."""
+    return text.replace("\\|", "|")
