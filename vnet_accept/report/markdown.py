@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from vnet_accept.metrics.accuracy import ci_withheld
 from vnet_accept.options import OPTIONS_BY_DEST
+from vnet_accept.perf.rules import REFERENCE_T4_SOURCE, reference_t4_thresholds
 from vnet_accept.reference import (
     PORT_310_CHIP_FPS,
     PORT_310_ERROR_PCT,
@@ -24,6 +26,8 @@ from vnet_accept.reference import (
     PORT_310_TOTAL,
     PUBLISHED_ERROR_PCT,
     PUBLISHED_ERROR_SOURCE,
+    T4_FPS_BASIS,
+    T4_SETUP,
     TEST_SPLIT_SCANS,
     TEST_SPLIT_TILES,
     TOLERANCE_PP,
@@ -226,30 +230,65 @@ def accuracy_section(report: Mapping[str, Any], figures: Mapping[str, Any]) -> l
     return lines
 
 
+def _t4_cell(d: Mapping[str, Any], bs: int | None, in_force: Mapping[int, Any]) -> str:
+    """The T4 threshold a row was (or, not judged, would be) held to, with its statistic and source."""
+    if isinstance(d.get("t4_fps"), (int, float)):
+        fps, basis, source = d["t4_fps"], d.get("t4_basis"), d.get("t4_source") or ""
+    elif bs in in_force:
+        fps, basis, source = in_force[bs].fps, in_force[bs].basis, in_force[bs].source
+    else:
+        return DASH
+    source = "the port's published table" if source == REFERENCE_T4_SOURCE else Path(source).name or None
+    return f"{fps:.5g} ({', '.join(filter(None, (basis, source)))})"
+
+
+def _t4_sentence(settings: Mapping[str, Any]) -> str:
+    if settings.get("t4_logs"):
+        return (f"T4 thresholds: from `--t4-logs` ({settings['t4_logs']}), T4 fps = 1000·bs / GPU-compute time "
+                f"(its statistic per `--perf-statistic` {settings.get('perf_statistic') or 'port'}); a row without a "
+                "value is a batch size the logs were not read for.")
+    by_basis: dict[str, list[str]] = {}
+    for bs, basis in sorted(T4_FPS_BASIS.items()):
+        by_basis.setdefault(basis, []).append(f"bs{bs}")
+    bases = " and ".join(f"its {basis} at {', '.join(sizes)}" for basis, sizes in by_basis.items())
+    mixed = " (the table mixes the two statistics)" if len(by_basis) > 1 else ""
+    return (f"T4 thresholds: the port's published T4 table ({T4_SETUP}); T4 fps = 1000·bs / GPU-compute time, "
+            f"{bases}{mixed}; `--t4-logs` replaces the table.")
+
+
+def _tier_sentence(tier: Mapping[str, Any]) -> str:
+    head = f"Tier criterion `{tier['id']}`"
+    if tier.get("verdict") == "skip":
+        ref = f" [{tier[REASON_REF]}]" if tier.get(REASON_REF) else ""
+        why = short_reason(tier.get("reason") or "") if ref else tier.get("reason")
+        return f"{head}: not judged{ref}" + (f" ({why})." if why else ".")
+    measured = f"tier {tier['measured']}, " if tier.get("measured") else ""
+    return f"{head}: {measured}{verdict_text(tier, True)}."
+
+
 def performance_section(report: Mapping[str, Any], figures: Mapping[str, Any],
                         perf_status: Status | None) -> list[str]:
     crits = report.get("criteria", [])
+    settings = report.get("settings") or {}
+    in_force = {} if settings.get("t4_logs") else reference_t4_thresholds()
     throughput = sorted((c for c in crits if _segments(c["id"])[:2] == ["perf", "throughput"]),
                         key=lambda c: batch_of(c) or 0)
     lines = ["## Performance", "",
              "Rule: card fps > T4 fps at every batch size (bs1 and bs16 authoritative). Card fps = "
              "per-chip throughput × chips per card (Ascend 310: 4 chips; 310P: 1); the NPU tools measure one chip. "
              "Placement by the lower card/T4 ratio at bs1 and bs16: < 1.0 Research, 1.0–1.2 Official, > 1.2 "
-             "Benchmark (\"Perfect\").", ""]
-    header = ("batch size", "310/310P per chip (fps, basis)", "chips per card", "card fps", "T4 fps (basis)",
-              "card / T4", "verdict", "source")
+             "Benchmark (\"Perfect\").", "", _t4_sentence(settings), ""]
+    header = ("batch size", "310/310P per chip (fps, basis)", "chips per card", "card fps",
+              "T4 fps threshold (statistic, source)", "card / T4", "verdict", "NPU figures from")
     rows: list[list[Any]] = []
     for c in throughput:
         d = c.get("details") or {}
         chip = num(d.get("chip_fps"), ".5g")
         if d.get("statistic") and chip != DASH:
             chip += f" ({d['statistic']})"
-        t4 = num(d.get("t4_fps"), ".5g")
-        if d.get("t4_basis") and t4 != DASH:
-            t4 += f" ({d['t4_basis']})"
         ratio = d.get("ratio")
         rows.append([f"bs{batch_of(c)}" if batch_of(c) else c["id"], chip, d.get("chips_per_card"),
-                     num(d.get("card_fps", c.get("measured")), ".2f"), t4,
+                     num(d.get("card_fps", c.get("measured")), ".2f"), _t4_cell(d, batch_of(c), in_force),
                      num(ratio, ".2f", "×"), verdict_text(c, True), d.get("source") or c.get("basis")])
     if not throughput:
         perf_skips = [c for c in crits if _segments(c["id"])[0] == "perf"]
@@ -263,8 +302,7 @@ def performance_section(report: Mapping[str, Any], figures: Mapping[str, Any],
         judged = "" if perf_status.judged else " (for want of evidence)"
         lines.append(f"Placement: {perf_status.reason}. `PerfStatus:{perf_status.value}`{judged}.")
     if tier is not None:
-        lines.append(f"Recorded tier criterion `{tier['id']}`: {num(tier.get('measured'))} — "
-                     f"{verdict_text(tier, True)}.")
+        lines.append(_tier_sentence(tier))
     port = ", ".join(f"bs{bs} {fps:g} → {4 * fps:.2f}" for bs, fps in PORT_310_CHIP_FPS.items())
     lines += ["", f"For comparison (published, not measured here): the reference port's 310 figures per chip → card: "
               f"{port} fps.", ""]
