@@ -178,3 +178,27 @@ def test_the_t4_thresholds_in_force_show_when_throughput_is_not_judged(build):
 def test_a_judged_tier_reads_as_a_sentence(full_report, build):
     full_report["criteria"].append(build.criterion("perf.tier", "pass", "Benchmark"))
     assert "Tier criterion `perf.tier`: tier Benchmark, **PASS**." in _render(full_report)
+
+
+def test_batch_invariance_says_which_samples_are_compared_and_why_the_sizes(build):
+    """bs16 compares only its first 8 samples (8 × 16×32×32 = 131,072 voxels): the batch cell says so, and the
+    intro names each BN mode's reduced size and why it differs."""
+    def invariance(cid, samples, spatial):
+        details = build.comparison(0.0, 1e-5, voxels=samples * spatial[0] * spatial[1] * spatial[2])
+        details["comparison"]["shape"] = [samples, *spatial, 2]
+        mode = "batch" if cid.startswith("batch_dependence") else cid.split(".")[2]
+        return build.criterion(cid, "pass", 0.0, details=details, description=f"torch, bn_mode={mode}: …")
+
+    md = _render(build.report_of([invariance("batch_invariance.torch.instance.bs16", 8, (16, 32, 32)),
+                                  invariance("batch_invariance.torch.instance.bs4", 4, (16, 32, 32)),
+                                  invariance("batch_invariance.torch.running.bs16", 8, (16, 16, 16)),
+                                  invariance("batch_dependence_detected.torch.bs32", 8, (16, 16, 32))]))
+    assert "each sample's output alone vs inside a batch of N" not in md
+    assert _row(md, "| torch | instance | bs16 (first 8 compared) | 0 | 0 / 131,072 |")
+    assert _row(md, "| torch | instance | bs4 | 0 | 0 / 65,536 |")
+    assert _row(md, "| torch | bs32 (first 8 compared) |")
+    intro = _row(md, "Batch invariance (BN modes that promise it)")
+    for text in ("batch 16×16×32 (a sample alone needs more than one value per channel at the bottleneck",
+                 "instance 16×32×32 (each sample is normalised over its own bottleneck values",
+                 "running 16×16×16 (stored statistics"):
+        assert text in intro, (text, intro)
