@@ -202,3 +202,26 @@ def test_batch_invariance_says_which_samples_are_compared_and_why_the_sizes(buil
                  "instance 16×32×32 (each sample is normalised over its own bottleneck values",
                  "running 16×16×16 (stored statistics"):
         assert text in intro, (text, intro)
+
+
+def test_settings_labels_are_whole_descriptions(build):
+    """Labels cut from an option's help end where its details or choices begin, never inside a parenthesis or on
+    one of the choices; a value the run resolved (``--backend auto``) says what it chose."""
+    from vnet_accept.options import OPTIONS
+    from vnet_accept.report.markdown import help_label
+
+    chain = build.accuracy("torch-cpu", "skip", 91.3, reason="seeded stand-in weights")
+    chain["details"]["throughput"] = {"backend": "torch-cpu"}
+    report = build.report_of([chain])
+    report["settings"].update(backend="auto", npu_tool="auto", perf_statistic="port", om_max_flip_fraction=0.001)
+    md = _render(report)
+    assert "| inference backend of the accuracy chain (`--backend`) | `auto` (chose torch-cpu) |" in md
+    assert "| NPU inference tool (`--npu-tool`) | `auto` |" in md
+    assert ("| largest fraction of voxels whose label may differ between the OM (ATC force_fp16) and ONNX Runtime "
+            "(`--om-max-flip-fraction`) | `0.001` |") in md
+    assert ("| latency statistic behind every fps (`--perf-statistic`) | `port` (as the port: the NPU tools' "
+            "mean-based figures; T4 from the median at bs1 and the mean elsewhere) |") in md
+    for option in OPTIONS:
+        label = help_label(option.help)
+        assert option.help.startswith(label) and label.count("(") == label.count(")"), (option.flag, label)
+        assert ": " not in re.sub(r"\([^()]*\)", "", label), (option.flag, label)  # no choice named as the setting

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vnet_accept.judge.perf import STATISTIC_HELP
 from vnet_accept.metrics.accuracy import ci_withheld
 from vnet_accept.options import OPTIONS_BY_DEST
 from vnet_accept.perf.rules import REFERENCE_T4_SOURCE, reference_t4_thresholds
@@ -460,6 +461,7 @@ def not_judged_section(groups: Sequence[NotJudgedGroup], absent_families: Sequen
     return lines
 
 
+#: Labels written by hand where the option's help does not cut down to one (:func:`_option_label`).
 SETTING_LABELS = {
     "vnet_weights": "checkpoint under test (`--weights`)",
     "luna16_root": "dataset (`--luna16`)",
@@ -467,6 +469,7 @@ SETTING_LABELS = {
     "bn_mode": "BN semantics of the export and the reference (`--bn-mode`)",
     "reference_error": "published error rate, % (`--reference-error`)",
     "tolerance_pp": "allowed |error − reference|, percentage points (`--tolerance-pp`)",
+    "soc_version": "Ascend SoC, as ATC's --soc_version (`--soc-version`)",
 }
 _DEFAULT_DISPLAY: dict[str, str] = {
     "vnet_weights": "seeded stand-in weights (no `--weights`: accuracy thresholds cannot be judged)",
@@ -475,12 +478,40 @@ _DEFAULT_DISPLAY: dict[str, str] = {
 }
 
 
+def help_label(text: str) -> str:
+    """An option's help cut to a label: its first clause - up to a ';' or a ': ' outside parentheses, where the
+    details or the list of choices begin - without a parenthetical at its end. Cutting at a bracket instead left
+    labels such as "NPU inference tool: ais_bench" that name one choice as if it were the setting."""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and (ch == ";" or text.startswith(": ", i)):
+            text = text[:i]
+            break
+    return re.sub(r"\s*\([^()]*\)$", "", text.strip())
+
+
 def _option_label(key: str) -> str:
     opt = OPTIONS_BY_DEST.get(key)
-    if opt is None:
-        return f"`{key}`"
-    short = re.split(r"[;(]", opt.help, maxsplit=1)[0].strip()
-    return f"{short} (`{opt.flag}`)"
+    return f"{help_label(opt.help)} (`{opt.flag}`)" if opt else f"`{key}`"
+
+
+def _chain_backend(report: Mapping[str, Any]) -> str | None:
+    """The backend the port's accuracy chain ran (what ``--backend auto`` chose), as its error rate recorded it."""
+    for c in by_family(report.get("criteria", []), "accuracy"):
+        backend = ((c.get("details") or {}).get("throughput") or {}).get("backend")
+        if backend and accuracy_subject(c) == "port":
+            return backend
+    return None
+
+
+def _value_note(key: str, value: Any, report: Mapping[str, Any]) -> str:
+    """What a setting's value meant in this run, where the value alone does not say."""
+    if key == "backend" and value == "auto" and _chain_backend(report):
+        return f" (chose {_chain_backend(report)})"
+    if key == "perf_statistic" and value in STATISTIC_HELP:
+        return f" ({STATISTIC_HELP[value]})"
+    return ""
 
 
 def settings_section(report: Mapping[str, Any]) -> list[str]:
@@ -489,10 +520,11 @@ def settings_section(report: Mapping[str, Any]) -> list[str]:
     for key in sorted(settings, key=lambda k: (k not in SETTING_LABELS, list(SETTING_LABELS).index(k)
                                                if k in SETTING_LABELS else 0, k)):
         value = settings[key]
-        shown = _DEFAULT_DISPLAY.get(key, "not set") if value in (None, "", []) else (
-            ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value)
-        rows.append([SETTING_LABELS.get(key) or _option_label(key),
-                     f"`{shown}`" if value not in (None, "", []) else shown])
+        if value in (None, "", []):
+            rows.append([SETTING_LABELS.get(key) or _option_label(key), _DEFAULT_DISPLAY.get(key, "not set")])
+            continue
+        shown = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+        rows.append([SETTING_LABELS.get(key) or _option_label(key), f"`{shown}`" + _value_note(key, value, report)])
     return ["## Settings in force", "", *table(("setting", "value"), rows), ""]
 
 
