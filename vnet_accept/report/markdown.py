@@ -1,11 +1,13 @@
 """``gate-report.md``: the model zoo README's tables, filled from ``gate-report.json``, ready to paste.
 
-Sections: verdict; accuracy (OM/ONNX/PyTorch error rate against the published 0.355 %, with the absolute,
-relative and point-accuracy views and the bootstrap CI); performance per batch size (310 per chip and per card,
-T4 with its mean/median basis, ratio, tier); parity and batch invariance (measured, threshold, BN mode and
-dtype basis); other criteria; ``modelzoo_level.txt`` and why each line has its value; what was not judged and
-why; the settings in force; provenance. Every number comes from the report and states its basis; a family that
-did not run gets a row saying so (never a blank or an invented number).
+Sections: verdict; accuracy (the port's OM/ONNX/PyTorch error rate against the published 0.355 %, with the
+absolute, relative and point-accuracy views, the bootstrap CI and the threshold each row was judged by; the
+self-test's model apart, against its own threshold); performance per batch size (310 per chip and per card, the T4
+threshold in force with its statistic and source even where nothing was judged, ratio, tier); parity and batch
+invariance (measured, threshold, BN mode and dtype basis, the samples compared); other criteria;
+``modelzoo_level.txt`` and why each line has its value; what was not judged and why; the settings in force;
+provenance. Every number comes from the report and states its basis; a family that did not run gets a row saying
+so (never a blank or an invented number).
 """
 
 from __future__ import annotations
