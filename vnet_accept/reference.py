@@ -12,12 +12,15 @@ from dataclasses import dataclass
 # --- Accuracy (SPEC §6) -------------------------------------------------------------------------------------
 #: Published error rate of VNet on the LUNA16 test split, percent (upstream README; Dice 0.9825).
 PUBLISHED_ERROR_PCT = 0.355
+PUBLISHED_ERROR_SOURCE = ("upstream VNet's published error rate (the mattmacy/vnet.pytorch README: 0.355 % error, "
+                          "Dice 0.9825)")
 #: Gate default: |error - published| <= this many percentage points ("accuracy drop within 1 %").
 TOLERANCE_PP = 1.0
 #: What the reference port measured on an Ascend 310 (bs1 and bs16): incorrect / total voxels.
 PORT_310_INCORRECT = 2_479_051
 PORT_310_TOTAL = 439_091_200
 PORT_310_ERROR_PCT = 0.5646
+PORT_310_ERROR_SOURCE = "the reference port's published result on an Ascend 310, the same at bs1 and at bs16"
 #: Tiles of the 134-scan test split (none is skipped for an empty mask there).
 TEST_SPLIT_SCANS = 134
 TEST_SPLIT_TILES = 1_072
@@ -28,6 +31,8 @@ TEST_SPLIT_TILES = 1_072
 #: say so in every report.
 T4_FPS = {1: 10.31899, 4: 10.95101, 8: 10.01912, 16: 10.15731, 32: 9.44}
 T4_FPS_BASIS = {1: "median", 4: "mean", 8: "mean", 16: "mean", 32: "mean"}
+#: How the T4 figures were measured (the port's table).
+T4_SETUP = "NVIDIA T4, TensorRT 7.2.3.4, fp16"
 #: The port's Ascend 310 per-chip "Interface throughputRate" figures (samples/s).
 PORT_310_CHIP_FPS = {1: 6.10496, 4: 6.67466, 8: 6.41992, 16: 6.49396, 32: 6.35151}
 #: Chips per card: the tools measure one chip (device id); a card's figure is this many times that.

@@ -46,3 +46,21 @@ def test_nan_counts_as_the_worst_difference():
     bad[0, 0, 0, 0, 0] = np.nan
     c = _judge(_info(False), {4: bad})
     assert c.verdict == "fail" and c.measured == np.inf
+
+
+def test_the_contract_threshold_and_problems_read_as_text():
+    """export.contract's threshold (and a mismatch) are written for a reader, not as a Python dict's repr."""
+    from vnet_accept.export.inspect import TensorInfo
+    from vnet_accept.judge.export import contract
+
+    def info(batch):
+        inputs = (TensorInfo("actual_input_1", "float32", (batch, 1, 64, 80, 80)),)
+        outputs = (TensorInfo("output1", "float32", (batch, 64, 80, 80, 2)),)
+        return OnnxInfo("port.onnx", 11, 7, "pytorch", inputs, outputs, {}, {}, BnReport({}, "none", "none", False, ""))
+
+    c = contract(info("batch"))
+    assert c.verdict == "pass" and c.threshold == ("input actual_input_1 float32 (N, 1, 64, 80, 80); output output1 "
+                                                   "float32 (N, 64, 80, 80, 2); opset 11; N = dynamic batch")
+    fixed = contract(info(1))
+    assert fixed.verdict == "fail" and fixed.reason.startswith(
+        "inputs: got actual_input_1 float32 (1, 1, 64, 80, 80), expected actual_input_1 float32 (N, 1, 64, 80, 80)")

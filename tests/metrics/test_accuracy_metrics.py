@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from vnet_accept.data.tiles import TILE_SHAPE, TILE_VOXELS, VOLUME_SHAPE, Tile
 from vnet_accept.metrics.accuracy import (
+    MIN_CI_VOLUMES,
     AccuracyAccumulator,
     NonFiniteOutput,
     bootstrap_error_ci,
@@ -89,6 +90,23 @@ def test_bootstrap_interval_is_seeded_and_brackets_the_pooled_rate():
     assert bootstrap_error_ci([5, 5, 5], [100, 100, 100]) == (5.0, 5.0)
 
 
+def test_no_interval_below_the_minimum_number_of_volumes():
+    """With 2 volumes the bootstrap's "interval" is just the two per-volume rates: none is given, and it says why."""
+    volumes = {f"1.2.{i}": np.zeros(VOLUME_SHAPE, dtype=bool) for i in range(MIN_CI_VOLUMES)}
+    acc = AccuracyAccumulator(volumes, keep_predictions=False)
+    for i, uid in enumerate(volumes):
+        wrong = np.zeros(TILE_SHAPE, dtype=bool)
+        wrong.flat[:100 * (i + 1)] = True  # every volume its own error rate
+        acc.add(uid, 0, _logprobs_of(wrong))
+        if i == 1:
+            two = acc.result(resamples=200)
+            assert two.ci95_pct is None and two.to_dict()["ci95_pct"] is None
+            assert two.ci_text() == "no 95 % CI — 2 volumes: too few for an interval, which needs 10"
+    result = acc.result(resamples=200)
+    low, high = result.ci95_pct
+    assert low < result.error_rate_pct < high and result.ci_text().startswith("95 % CI ")
+
+
 def test_accumulator_counts_planted_errors_exactly(masks):
     rng = np.random.default_rng(1)
     acc = AccuracyAccumulator(masks)
@@ -106,7 +124,7 @@ def test_accumulator_counts_planted_errors_exactly(masks):
     assert result.total == 11 * TILE_VOXELS and result.tiles == 11 and result.volumes == 3
     assert [v.uid for v in result.per_volume] == list(UIDS)
     assert result.port_line() == format_port_line(result.incorrect, result.total)
-    assert result.ci95_pct[0] <= result.error_rate_pct <= result.ci95_pct[1]
+    assert result.ci95_pct is None  # 3 volumes: too few for an interval
     worst = result.worst_volume()
     assert worst.error_rate_pct == max(v.error_rate_pct for v in result.per_volume)
     # The reassembled prediction of a volume gives its counts voxel by voxel.

@@ -42,9 +42,9 @@ def error_rate_details(report: Any, subject: str, worst_npz: str | Path | None =
     r = report.result
     details = dict(subject=subject, incorrect=r.incorrect, total=r.total, tiles=r.tiles, volumes=r.volumes,
                    uids_listed=report.uids_listed, uids_used=report.uids_used, views=report.views,
-                   ci95_pct=list(r.ci95_pct), per_volume=[v.to_dict() for v in r.per_volume],
-                   dice=r.dice, iou=r.iou, mean_volume_dice=r.mean_volume_dice, results=report.source,
-                   port_line=r.port_line())
+                   ci95_pct=list(r.ci95_pct) if r.ci95_pct else None,  # None: too few volumes for an interval
+                   per_volume=[v.to_dict() for v in r.per_volume], dice=r.dice, iou=r.iou,
+                   mean_volume_dice=r.mean_volume_dice, results=report.source, port_line=r.port_line())
     if worst_npz is not None:
         worst = r.worst_volume()
         details["worst_volume"] = {"uid": worst.uid, "error_rate_pct": worst.error_rate_pct, "npz": str(worst_npz)}
@@ -59,9 +59,8 @@ def error_rate(cid: str, description: str, report: Any, reference: AccuracyRefer
     skip saying why."""
     r = report.result
     views = reference.views(r.error_rate_pct)
-    lo, hi = r.ci95_pct
     passed = reference.passes(r.error_rate_pct)
-    reason = (f"{r.port_line()}; 95 % CI {lo:.4f}–{hi:.4f} %; relative change {views['relative_change_pct']:+.1f} %, "
+    reason = (f"{r.port_line()}; {r.ci_text()}; relative change {views['relative_change_pct']:+.1f} %, "
               f"point accuracy {views['point_accuracy_pct']:.4f} %")
     message = (f"{'PASS' if passed else 'FAIL'} {cid}: error {r.error_rate_pct:.4f} % vs "
                f"{reference.published_error_pct} %: |Δ| {abs(views['abs_diff_pp']):.4f} pp "

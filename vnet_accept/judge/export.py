@@ -35,6 +35,18 @@ def _contract_shape(shape: tuple) -> tuple:
     return tuple(d if isinstance(d, int) and d > 0 else DYNAMIC for d in shape)
 
 
+def _tensors_text(tensors: Sequence[tuple[str, str, tuple]]) -> str:
+    """``actual_input_1 float32 (N, 1, 64, 80, 80)``; an unknown size is ``?``."""
+    return ", ".join(f"{name} {dtype} ({', '.join('?' if d is None else str(d) for d in shape)})"
+                     for name, dtype, shape in tensors)
+
+
+def contract_text(contract: Mapping[str, Any]) -> str:
+    """A contract (:func:`expected_contract`) as a reader reads it, not as a Python dict."""
+    return (f"input {_tensors_text(contract['inputs'])}; output {_tensors_text(contract['outputs'])}; "
+            f"opset {contract['opset']}; {DYNAMIC} = dynamic batch")
+
+
 def contract(info: OnnxInfo, *, opset: int = PORT_OPSET, checker_error: str | None = None,
              external_data: Sequence[str] = (), basis: str = "") -> Criterion:
     """``export.contract``: the file's inputs, outputs, dynamic batch and opset are the port's, its weights are inside
@@ -46,8 +58,8 @@ def contract(info: OnnxInfo, *, opset: int = PORT_OPSET, checker_error: str | No
                 "outputs": [(t.name, t.dtype, t.shape) for t in info.outputs], "opset": info.opset}
     compared = {"inputs": [(n, d, _contract_shape(s)) for n, d, s in measured["inputs"]],
                 "outputs": [(n, d, _contract_shape(s)) for n, d, s in measured["outputs"]], "opset": info.opset}
-    problems = [f"{key}: got {measured[key]}, expected {expected[key]}" for key in ("inputs", "outputs")
-                if compared[key] != expected[key]]
+    problems = [f"{key}: got {_tensors_text(measured[key])}, expected {_tensors_text(expected[key])}"
+                for key in ("inputs", "outputs") if compared[key] != expected[key]]
     fix_needed = False
     if info.opset != opset:
         problems.insert(0, f"opset {info.opset}: the port's ATC converts opset {opset} (--atc-opset)"
@@ -67,8 +79,8 @@ def contract(info: OnnxInfo, *, opset: int = PORT_OPSET, checker_error: str | No
             ("the port's I/O contract, dynamic batch, opset " f"{opset}" if not problems else "; ".join(problems)))
     return judged("export.contract", f"ONNX input {ONNX_INPUT_NAME} (N,1,64,80,80), output {ONNX_OUTPUT_NAME} "
                   f"(N,64,80,80,2), dynamic batch, opset {opset}, weights inside the file, onnx.checker clean",
-                  not problems, measured=measured, threshold=str(expected), basis=basis, reason="; ".join(problems),
-                  message=head, metadata=info.metadata, external_data=list(external_data))
+                  not problems, measured=measured, threshold=contract_text(expected), basis=basis,
+                  reason="; ".join(problems), message=head, metadata=info.metadata, external_data=list(external_data))
 
 
 #: What turns a batch-statistics export into a batch-invariant one (SPEC §2.1).

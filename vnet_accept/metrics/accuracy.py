@@ -16,7 +16,8 @@ lung), a batch of them ``(N, 64, 80, 80, 2)``; a *mask* is ``(64, 80, 80)`` bool
   prediction on an empty mask gives 0.0. Per volume they are computed over the reassembled volume (the voxels
   of its evaluated tiles); "pooled" means over every evaluated voxel, "mean" the unweighted mean over volumes.
 * **Confidence interval** of the pooled error rate: percentile bootstrap over *volumes* (voxel errors within a
-  scan are strongly correlated, so resampling voxels or tiles would be far too narrow), seeded.
+  scan are strongly correlated, so resampling voxels or tiles would be far too narrow), seeded; none below
+  :data:`MIN_CI_VOLUMES` volumes (:func:`ci_withheld` says why).
 
 Two forms, as MONAI does it: pure functions (:func:`dice`, :func:`iou`, :func:`bootstrap_error_ci`) and the
 stateful :class:`AccuracyAccumulator` with ``add`` / ``result`` / ``reset``, which a pass can feed batch by batch
@@ -42,6 +43,9 @@ EMPTY_RULE = "Dice and IoU are 1.0 when mask and prediction are both empty, 0.0 
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 0
 CI_LEVEL = 0.95
+#: Fewest volumes the pooled error rate gets a bootstrap interval for: with fewer, the resamples take a handful of
+#: values (2 volumes: 3) and the "interval" is about the range of the per-volume rates, not a 95 % interval.
+MIN_CI_VOLUMES = 10
 PORT_LINE_FORMAT = "Test set: Error: {incorrect}/{total} ({pct:.4f}%)"
 _PORT_LINE_RE = re.compile(r"Test set: Error: (?P<incorrect>\d+)/(?P<total>\d+) \((?P<pct>[-+0-9.eE]+|nan)%\)")
 
@@ -112,6 +116,14 @@ def bootstrap_error_ci(incorrect: Sequence[int], total: Sequence[int], resamples
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(rates, [alpha, 1.0 - alpha])
     return float(low), float(high)
+
+
+def ci_withheld(volumes: int) -> str | None:
+    """Why the pooled error rate of ``volumes`` volumes gets no interval (``"2 volumes: too few for an interval"``),
+    or None when it gets one."""
+    if volumes >= MIN_CI_VOLUMES:
+        return None
+    return f"{volumes} volume{'' if volumes == 1 else 's'}: too few for an interval, which needs {MIN_CI_VOLUMES}"
 
 
 # --- results -----------------------------------------------------------------------------------------------------
@@ -188,11 +200,12 @@ def _pooled(count: str) -> property:
 
 @dataclass(frozen=True)
 class AccuracyResult(_Scores):
-    """Pooled, per-volume and per-tile accuracy of one run, with the bootstrap interval of the error rate."""
+    """Pooled, per-volume and per-tile accuracy of one run, with the bootstrap interval of the error rate
+    (``ci95_pct`` None below :data:`MIN_CI_VOLUMES` volumes)."""
 
     per_tile: tuple[TileCounts, ...]
     per_volume: tuple[VolumeResult, ...]
-    ci95_pct: tuple[float, float]
+    ci95_pct: tuple[float, float] | None
     bootstrap: dict[str, Any] = field(default_factory=dict)
 
     tp = _pooled("tp")
@@ -219,6 +232,12 @@ class AccuracyResult(_Scores):
     def port_line(self) -> str:
         return format_port_line(self.incorrect, self.total)
 
+    def ci_text(self) -> str:
+        """``95 % CI 0.4036–0.5244 %``, or why there is none."""
+        if self.ci95_pct is None:
+            return f"no 95 % CI — {ci_withheld(self.volumes)}"
+        return f"95 % CI {self.ci95_pct[0]:.4f}–{self.ci95_pct[1]:.4f} %"
+
     def counts_by_tile(self) -> dict[tuple[str, int], int]:
         """``{(uid, tile): incorrect}`` - what batch-invariance and layout checks compare."""
         return {(t.uid, t.tile): t.incorrect for t in self.per_tile}
@@ -232,7 +251,8 @@ class AccuracyResult(_Scores):
         data = {"incorrect": self.incorrect, "total": self.total, "error_rate_pct": self.error_rate_pct,
                 "tiles": self.tiles, "volumes": self.volumes, "tp": self.tp, "fp": self.fp, "fn": self.fn,
                 "dice": self.dice, "iou": self.iou, "mean_volume_dice": self.mean_volume_dice,
-                "mean_volume_iou": self.mean_volume_iou, "ci95_pct": list(self.ci95_pct),
+                "mean_volume_iou": self.mean_volume_iou,
+                "ci95_pct": None if self.ci95_pct is None else list(self.ci95_pct),
                 "bootstrap": dict(self.bootstrap), "port_line": self.port_line(),
                 "prediction_rule": PREDICTION_RULE, "empty_rule": EMPTY_RULE,
                 "per_volume": [v.to_dict() for v in self.per_volume]}
@@ -412,11 +432,8 @@ class AccuracyAccumulator:
             VolumeResult(uid, tuple(sorted(t.tile for t in tiles)), sum(t.tp for t in tiles),
                          sum(t.fp for t in tiles), sum(t.fn for t in tiles), sum(t.voxels for t in tiles))
             for uid, tiles in by_uid.items())
-        if volumes:
-            ci = bootstrap_error_ci([v.incorrect for v in volumes], [v.total for v in volumes], resamples,
-                                    seed=seed)
-        else:
-            ci = (float("nan"), float("nan"))
+        ci = None if ci_withheld(len(volumes)) else bootstrap_error_ci(
+            [v.incorrect for v in volumes], [v.total for v in volumes], resamples, seed=seed)
         info = {"resamples": resamples, "seed": seed, "level": CI_LEVEL, "over": "volumes",
                 "method": "percentile bootstrap of the pooled error rate"}
         return AccuracyResult(per_tile, volumes, ci, info)

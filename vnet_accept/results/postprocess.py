@@ -124,7 +124,7 @@ class PostprocessReport:
 
     def render(self, worst: int = 5) -> str:
         r, v, ref = self.result, self.views, self.reference
-        lo, hi = r.ci95_pct
+        how = f", bootstrap over {r.volumes} volumes, {r.bootstrap.get('resamples')} resamples" if r.ci95_pct else ""
         verdict = "PASS" if self.passed else "FAIL"
         lines = [
             f"results: {self.folder.root} - {self.folder.describe()}" if self.folder is not None else
@@ -132,8 +132,7 @@ class PostprocessReport:
             f"tiles: {r.tiles} of {r.volumes} scans ({self.uid_source}; {self.uids_listed} listed, "
             f"{self.tiles_skipped} tiles skipped for an empty mask), matched by {self.index_source}",
             r.port_line(),
-            f"error rate {r.error_rate_pct:.4f} % (95 % CI {lo:.4f} - {hi:.4f} %, bootstrap over {r.volumes} "
-            f"volumes, {r.bootstrap.get('resamples')} resamples)",
+            f"error rate {r.error_rate_pct:.4f} % ({r.ci_text()}{how})",
             f"{verdict}: |{r.error_rate_pct:.4f} - {ref.published_error_pct}| = {abs(v['abs_diff_pp']):.4f} points "
             f"(rule: <= {ref.tolerance_pp} pp); relative change {v['relative_change_pct']:+.1f} %; point accuracy "
             f"{v['point_accuracy_pct']:.4f} % vs {v['published_point_accuracy_pct']:.4f} %",
