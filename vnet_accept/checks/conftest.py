@@ -18,13 +18,8 @@ from vnet_accept.data.tiles import TILE_SHAPE, ct_like_batch
 from vnet_accept.model.vnet import BN_MODES
 from vnet_accept.results.inference import run_in_batches
 from vnet_accept.runners.registry import create_runner
+from vnet_accept.tolerances import REDUCED_SPATIAL
 
-#: Reduced spatial size of the batched CPU checks, per BN mode: the smallest each semantics is well defined at.
-#: ``running`` has no statistics to compute (1×1×1 at the bottleneck is fine); ``batch`` needs more than one
-#: value per channel for a sample alone (1×1×2); ``instance`` normalises each sample over its own voxels, and at
-#: 1×1×2 float32 rounding differences between batch sizes were amplified to 1.3e-5 by normalising over two
-#: values — a property of the tiny size, not of the model — so it gets 1×2×2 (16×32×32, measured 9.5e-7).
-REDUCED_SPATIAL = {"running": (16, 16, 16), "batch": (16, 16, 32), "instance": (16, 32, 32)}
 INVARIANCE_BATCH_SIZES = (4, 8, 16, 32)
 #: Samples compared alone vs in a batch: the first 8 of every batch (of 4: its 4). Running every sample of the
 #: batch of 32 alone too would add 24 forward passes per runner and mode and judge nothing new.

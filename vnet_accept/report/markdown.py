@@ -39,6 +39,7 @@ from vnet_accept.reference import (
 from vnet_accept.report.modelzoo import MODELZOO_FILE, Status, format_modelzoo_level
 from vnet_accept.report.notjudged import NotJudgedGroup, reason_numbers, short_reason
 from vnet_accept.report.record import accuracy_subject
+from vnet_accept.tolerances import REDUCED_SPATIAL_WHY
 
 REPORT_MD = "gate-report.md"
 DASH = "—"
@@ -324,16 +325,6 @@ def _flips(c: Mapping[str, Any]) -> str:
     return DASH
 
 
-#: Why the batched checks run each BN mode at its own reduced size: the smallest at which its semantics is well
-#: defined (VNet halves each axis four times, so the bottleneck is 1/16 of the input per axis).
-REDUCED_SIZE_WHY = {
-    "running": "stored statistics: nothing is computed from the input",
-    "batch": "a sample alone needs more than one value per channel at the bottleneck, here 1×1×2",
-    "instance": "each sample is normalised over its own bottleneck values; over the 2 of 16×16×32, float32 "
-                "rounding between batch sizes was amplified past the limit, to 1.3e-5",
-}
-
-
 def _compared(c: Mapping[str, Any]) -> tuple[int, tuple[int, ...]] | None:
     """(samples compared, their spatial size) of a batched comparison, from its shape (N, D, H, W, 2)."""
     shape = _comparison(c).get("shape")
@@ -354,11 +345,11 @@ def _reduced_sizes_text(criteria: Sequence[Mapping[str, Any]]) -> str:
     sizes = {}
     for c in criteria:
         compared = _compared(c)
-        if compared and bn_mode_of(c) in REDUCED_SIZE_WHY:
+        if compared and bn_mode_of(c) in REDUCED_SPATIAL_WHY:
             sizes.setdefault(bn_mode_of(c), "×".join(map(str, compared[1])))
     if not sizes:
         return ""
-    listed = "; ".join(f"{mode} {size} ({REDUCED_SIZE_WHY[mode]})" for mode, size in sorted(sizes.items()))
+    listed = "; ".join(f"{mode} {size} ({REDUCED_SPATIAL_WHY[mode]})" for mode, size in sorted(sizes.items()))
     return (f" Seeded CT-like inputs at a reduced size per BN mode, the smallest at which its semantics is well "
             f"defined: {listed}.")
 
