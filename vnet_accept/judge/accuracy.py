@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vnet_accept.data.uids import short_uid
 from vnet_accept.errors import DataError
 from vnet_accept.judge.criterion import Criterion, judged
 from vnet_accept.reference import AccuracyReference
@@ -78,7 +79,7 @@ def error_rate_at_most(cid: str, description: str, report: Any, max_error_pct: f
     ``accuracy.error_rate.selftest_model`` and ``selftest.trained_model.error_rate``."""
     r = report.result
     passed = r.error_rate_pct <= max_error_pct
-    per_volume = ", ".join(f"{v.uid[-6:]}: {v.error_rate_pct:.3f} %" for v in r.per_volume)
+    per_volume = ", ".join(f"{short_uid(v.uid)}: {v.error_rate_pct:.3f} %" for v in r.per_volume)
     message = (f"{'PASS' if passed else 'FAIL'} error rate {r.error_rate_pct:.4f} % {'<=' if passed else '>'} "
                f"{max_error_pct} %; {r.port_line()}; per volume {per_volume}; Dice {r.dice:.4f}")
     return judged(cid, description, passed, measured=r.error_rate_pct, units="%", threshold=f"<= {max_error_pct} %",
