@@ -3,6 +3,7 @@ is a message naming the tool, where it was looked for, and what to do (including
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -95,12 +96,15 @@ def test_legacy_tool_for_an_unsupported_machine():
         legacy_benchmark_name("ppc64le")
 
 
-def test_legacy_tool_in_the_working_directory(stand_in, empty_path, tmp_path):
+def test_legacy_tool_in_the_working_directory(stand_in, empty_path, tmp_path, monkeypatch):
     tool = stand_in("benchmark.aarch64")
     found = find_legacy_benchmark(machine="aarch64", search_dirs=(tool.path.parent,))
     assert found.argv == (str(tool.path.resolve()),)
     with pytest.raises(ToolMissing, match="benchmark.x86_64 neither on PATH nor in"):
         find_legacy_benchmark(machine="x86_64", search_dirs=(tmp_path,))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ToolMissing, match=rf"nor in the working directory \({re.escape(str(tmp_path.resolve()))}\)"):
+        find_legacy_benchmark(machine="x86_64")
 
 
 def test_toolset_records_absences_and_picks_the_inference_tool(stand_in, empty_path, monkeypatch):

@@ -23,6 +23,9 @@ def test_default_run_writes_the_whole_report(gate_cli, report_dir, gate_workdir)
     assert report["provenance"]["command_line"][:2] == ["vnet-accept", "gate"]
     assert report["settings"]["tolerance_pp"] == 1.0 and report["settings"]["batch_sizes"] == [1, 4, 8, 16, 32]
     assert report["settings"]["gate_report"] == str(report_dir)  # not the staging folder it was written into
+    assert "(every criterion's line: vnet-accept gate -- -v, or gate-report.md)" in out  # the gate's own spelling
+    assert f"--gate-report={report_dir}" in report["provenance"]["pytest_args"]
+    assert not any("staging" in arg for arg in report["provenance"]["pytest_args"])
     assert "seeded stand-in weights" in report["gate"]["judged_on"][0]
     md = (report_dir / "gate-report.md").read_text()
     # Stand-in weights and no OM results: what was judged passed (exit 0), but the port was not gated.

@@ -152,7 +152,8 @@ def find_legacy_benchmark(explicit: str | os.PathLike[str] | None = None, *, mac
         candidate = Path(folder) / name
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return ToolCommand("benchmark", (str(candidate.resolve()),), f"found in {folder}")
-    dirs = ", ".join(str(d) for d in search_dirs)
+    dirs = ", ".join(f"the working directory ({Path(d).resolve()})" if Path(d) == Path(".") else str(d)
+                     for d in search_dirs)  # "nor in ." read as a truncated sentence
     raise ToolMissing("benchmark", f"{name} neither on PATH nor in {dirs}",
                       f"pass --benchmark-tool PATH, or use ais_bench (--npu-tool ais_bench); {RESULTS_HINT}")
 

@@ -47,14 +47,17 @@ def _jsonable(value: Any) -> Any:
 
 
 def finalise_report(report: dict[str, Any], outcome: Outcome, session: GateSession, argv: Sequence[str],
-                    pytest_args: Sequence[str], pytest_code: int, target: Path) -> dict[str, Any]:
+                    pytest_args: Sequence[str], pytest_code: int, target: Path,
+                    staging: Path | None = None) -> dict[str, Any]:
+    """The gate's part of the report. pytest wrote into ``staging``, which is gone once published: the settings
+    and pytest's arguments name ``target``, where the report lives."""
     report["complete"] = outcome.complete
     report["settings"] = {**{k: _jsonable(v) for k, v in session.settings.items()}, **report.get("settings", {})}
-    if "gate_report" in report["settings"]:  # pytest wrote into a staging folder; the report lives in the target
+    if "gate_report" in report["settings"]:
         report["settings"]["gate_report"] = str(target)
     prov = report.setdefault("provenance", {})
     prov["command_line"] = ["vnet-accept", "gate", *argv]
-    prov["pytest_args"] = list(pytest_args)
+    prov["pytest_args"] = [arg.replace(str(staging), str(target)) if staging else arg for arg in pytest_args]
     prov["ini_file"] = session.inipath
     prov["rootdir"] = session.rootpath
     report["gate"] = {

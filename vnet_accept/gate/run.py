@@ -67,7 +67,7 @@ def run_gate(ns: argparse.Namespace, argv: Sequence[str] | None = None,
         for line in verdict_block(None, outcome, None):
             print(line, file=out)
         return outcome.exit_code
-    finalise_report(report, outcome, session, argv, pytest_args, int(code), target)
+    finalise_report(report, outcome, session, argv, pytest_args, int(code), target, staging.path)
     copy_evidence(report, staging.path)
     try:
         render_report(report, staging.path)  # a figure or the Markdown failing is named inside, not raised

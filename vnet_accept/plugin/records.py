@@ -245,13 +245,16 @@ def terminal_lines(config: pytest.Config, settings: dict[str, Any] | None = None
     if _verbosity(config) >= 1:
         lines = [c.headline() for c in criteria]
     else:
-        lines = family_lines(criteria, settings)
+        # A gate run prints its own verdict block (verdict_line False) and is listed in full with `-- -v`.
+        hint = "pytest -v" if verdict_line else "vnet-accept gate -- -v"
+        lines = family_lines(criteria, settings, verbose_hint=hint)
     if verdict_line:
         lines.append(f"gate: {readiness(dicts, settings).summary()}")
     return lines
 
 
-def family_lines(criteria: list[Criterion], settings: dict[str, Any] | None = None) -> list[str]:
+def family_lines(criteria: list[Criterion], settings: dict[str, Any] | None = None,
+                 verbose_hint: str = "pytest -v") -> list[str]:
     """One line per family (``PASS  parity: 6 passed``), the headline of each failed or errored criterion under
     its family, then every distinct skip reason once, with the criteria it covers, numbered as the report numbers
     them (:func:`vnet_accept.report.notjudged.reason_numbers`)."""
@@ -275,7 +278,7 @@ def family_lines(criteria: list[Criterion], settings: dict[str, Any] | None = No
         lines.append(f"{word:5} {label_of(family)}: {', '.join(parts)}")
         lines += ["      " + Criterion.from_dict(m).headline() for m in members if m["verdict"] in ("fail", "error")]
     if reasons:
-        lines.append("not judged, each reason once (every criterion's line: pytest -v, or gate-report.md):")
+        lines.append(f"not judged, each reason once (every criterion's line: {verbose_hint}, or gate-report.md):")
         for reason, ids in reasons.items():
             shown = ", ".join(ids[:3]) + (f", … ({len(ids) - 3} more)" if len(ids) > 3 else "")
             lines.append(f"  [{number[reason]}] {reason} ({len(ids)} criteri{'a' if len(ids) != 1 else 'on'}: "
