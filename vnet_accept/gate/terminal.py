@@ -60,9 +60,10 @@ def verdict_block(report: Mapping[str, Any] | None, outcome: Outcome, where: Pat
                                                       for s in statuses) + gated_note)
     if where is not None:
         files = (report or {}).get("files") or []
-        pngs = sum(f.endswith(".png") for f in files)
+        pngs, arrays = sum(f.endswith(".png") for f in files), sum(f.endswith(".npz") for f in files)
         lines.append(f"report: {where / 'gate-report.md'} (+ gate-report.json, modelzoo_level.txt, junit.xml, "
-                     f"{pngs} PNG{'s' if pngs != 1 else ''})")
+                     f"{pngs} PNG{'s' if pngs != 1 else ''}"
+                     + (f", {arrays} worst-volume array{'s' if arrays != 1 else ''} (.npz)" if arrays else "") + ")")
     lines.append("=" * width)
     return lines
 
