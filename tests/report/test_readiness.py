@@ -57,6 +57,10 @@ def test_modelzoo_level_agrees_with_a_run_that_was_not_gated(build):
     assert all(not s.judged and s.reason.startswith("not gated (stand-in weights; see the verdict)")
                for s in statuses)
     assert "the criteria alone give OK" in statuses[0].reason
+    # One sentence a reader can follow, not colons stacked three deep ("… give NOK: not judged: NO PLACEMENT: …").
+    perf = modelzoo_statuses([build.criterion("export.contract", "pass", 0)], {}).pop()
+    assert perf.reason == ("not gated (stand-in weights; see the verdict), so NOK; the criteria alone give NOK (not "
+                           "judged: no card/T4 ratio at bs1, bs16 (the tier is decided at bs1 and bs16))")
     assert [s.value for s in modelzoo_statuses(criteria, WEIGHTS)][:2] == ["OK", "OK"]
 
 

@@ -186,8 +186,8 @@ def perf_status(criteria: Sequence[Mapping[str, Any]]) -> Status:
     result = placement(verdicts)
     if result.tier is None:
         skips = _skip_reasons(c for c in criteria if family(c["id"]) == "perf")
-        return Status("PerfStatus", "NOK", False, "not judged: " + result.explanation
-                      + (f" ({skips})" if skips else ""), ids)
+        return Status("PerfStatus", "NOK", False, "not judged: " + result.explanation.removeprefix("NO PLACEMENT: ")
+                      + (f"; why: {skips}" if skips else ""), ids)
     note = ""
     tier_criteria = [c for c in criteria if _segments(c["id"])[:2] == ["perf", "tier"]
                      and c.get("verdict") in ("pass", "fail")]
@@ -214,8 +214,8 @@ def modelzoo_statuses(criteria: Sequence[Mapping[str, Any]],
     if ready.verdict != "not gated":
         return statuses
     why = "stand-in weights" if ready.standin else f"{len(ready.required_not_judged)} required criteria not judged"
-    return [Status(s.key, "NOK", False, f"not gated ({why}; see the verdict); the criteria alone give {s.value}: "
-                   f"{s.reason}", s.criteria) for s in statuses]
+    return [Status(s.key, "NOK", False, f"not gated ({why}; see the verdict), so NOK; the criteria alone give "
+                   f"{s.value} ({s.reason})", s.criteria) for s in statuses]
 
 
 def format_modelzoo_level(statuses: Iterable[Status]) -> str:
