@@ -111,7 +111,7 @@ OPTIONS: tuple[Option, ...] = (
            "default: this interpreter if it can import ais_bench, else python3 on PATH", "CMD"),
     Option("--benchmark-tool", "path to the legacy benchmark.x86_64/.aarch64; default: on PATH or in the "
            "working directory", "PATH"),
-    Option("--t4-logs", "comma-separated trtexec logs giving the T4 thresholds; default: the port's T4 table",
+    Option("--t4-logs", "comma-separated trtexec logs giving the T4 thresholds; default: the reference port's T4 table",
            "FILE,FILE,..."),
     Option("--perf-statistic", "latency statistic behind every fps: port (as the port's tables), mean or median",
            "STAT", choice("port", "mean", "median"), "port"),

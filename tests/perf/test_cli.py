@@ -55,7 +55,7 @@ def test_failing_batch_size_exits_1(tmp_path, capsys):
     assert main(["perf", str(slow)]) == 1
     out = capsys.readouterr().out
     assert "FAIL bs1: card 10.00 fps (4 × 2.5 fps per chip, mean) <= T4 10.31899 fps" in out
-    assert "the port's T4 table" in out
+    assert "the reference port's T4 table" in out
 
 
 def test_310p_rule_applies_for_a_310p(perf_fixtures, capsys):

@@ -83,8 +83,8 @@ def test_skipped_family_without_measurements(build):
     _no_placeholders(md)
     assert _row(md, "| `om_bs1` |") == ("| `om_bs1` | — | — | — | — | — | — | — | \\|error − 0.355\\| ≤ 1.0 pp | "
                                        "not judged [1]: no --npu-results DIR | om_bs1, fp16 |")
-    assert _row(md, "| bs1 |") == ("| bs1 | — | — | — | 10.319 (median, the port's published table) | — | not judged "
-                                   "[1]: no --npu-results DIR | — |")
+    assert _row(md, "| bs1 |") == ("| bs1 | — | — | — | 10.319 (median, the reference port's published table) | — | "
+                                   "not judged [1]: no --npu-results DIR | — |")
     assert "Every criterion of this run was judged." not in md
     # The reason is written out once, numbered as the cells refer to it.
     assert md.count("no --npu-results DIR (") == 1 and "- [1] no --npu-results DIR (`accuracy.error_rate" in md
@@ -162,11 +162,11 @@ def test_the_t4_thresholds_in_force_show_when_throughput_is_not_judged(build):
     tier = build.criterion("perf.tier", "skip", reason="no --npu-results DIR")
     report = build.report_of([*skipped, tier])
     md = _render(report)
-    assert "10.319 (median, the port's published table)" in _row(md, "| bs1 |")
-    assert "10.157 (mean, the port's published table)" in _row(md, "| bs16 |")
+    assert "10.319 (median, the reference port's published table)" in _row(md, "| bs1 |")
+    assert "10.157 (mean, the reference port's published table)" in _row(md, "| bs16 |")
     assert _row(md, "| bs64 |").startswith("| bs64 | — | — | — | — |")  # no T4 figure at bs64: none invented
-    assert ("T4 thresholds: the port's published T4 table (NVIDIA T4, TensorRT 7.2.3.4, fp16); T4 fps = 1000·bs / "
-            "GPU-compute time, its median at bs1 and its mean at bs4, bs8, bs16, bs32") in md
+    assert ("T4 thresholds: the reference port's published T4 table (NVIDIA T4, TensorRT 7.2.3.4, fp16); T4 fps = "
+            "1000·bs / GPU-compute time, its median at bs1 and its mean at bs4, bs8, bs16, bs32") in md
     # The tier line reads as a sentence.
     assert "Tier criterion `perf.tier`: not judged [1] (no --npu-results DIR)." in md
     # Thresholds from --t4-logs that no criterion read are not replaced by the table's.

@@ -2,7 +2,7 @@
 
 Files may be legacy ``perf_vision_batchsize_*`` files, PureInfer summaries, ais_bench summary JSONs or console
 logs, and trtexec logs; a directory contributes the performance files in it. trtexec logs among the files are
-the T4 thresholds unless ``--t4`` says otherwise; without any, the port's T4 table is used. Files that are not
+the T4 thresholds unless ``--t4`` says otherwise; without any, the reference port's T4 table is used. Files that are not
 performance files are listed with the reason and do not stop the others.
 
 Exit status: 0 nothing failed, 1 a batch size (or the 310P rule) failed, 2 usage error (nothing readable).
@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
                         help="chips on one card; card fps = per-chip fps × N (default: 4 for Ascend310, "
                              "1 for Ascend310P)")
     parser.add_argument("--t4", nargs="+", action="extend", metavar="FILE",
-                        help="trtexec logs giving the T4 thresholds, or 'defaults' for the port's T4 table "
+                        help="trtexec logs giving the T4 thresholds, or 'defaults' for the reference port's T4 table "
                              "(default: the trtexec logs among FILE, else the port's table)")
     parser.add_argument("--ref-310", nargs="+", action="extend", metavar="FILE",
                         help="Ascend 310 performance files for the 310P rule (default: the port's 310 figures)")

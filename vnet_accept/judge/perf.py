@@ -168,7 +168,7 @@ class ThroughputJudgement:
 def throughput(measurements: Sequence[PerfMeasurement], thresholds: Mapping[int, T4Threshold], *,
                soc_version: str | None, chips_per_card: int | None = None, soc_source: str = "--soc-version",
                chips_source: str = "--chips-per-card", batch_sizes: Sequence[int] | None = None,
-               statistic: str = "port", t4_source: str = "the port's T4 table",
+               statistic: str = "port", t4_source: str = "the reference port's T4 table",
                kinds: Mapping[int, str] | None = None, card_fps_310: Mapping[int, float] | None = None,
                source_310: str = REFERENCE_310_SOURCE, statements: Sequence[str] = (),
                failures: Mapping[int, str] | None = None, required: Sequence[int] = ()) -> ThroughputJudgement:

@@ -31,8 +31,8 @@ from vnet_accept.reference import (
     WARMUP_OUTLIER_FACTOR,
 )
 
-REFERENCE_T4_SOURCE = "the port's T4 table (published)"
-REFERENCE_310_SOURCE = "the port's Ascend 310 figures (published)"
+REFERENCE_T4_SOURCE = "the reference port's T4 table (published)"
+REFERENCE_310_SOURCE = "the reference port's Ascend 310 figures (published)"
 
 
 def chips_per_card_for(soc_version: str) -> int:

@@ -191,7 +191,8 @@ def accuracy_section(report: Mapping[str, Any], figures: Mapping[str, Any]) -> l
              f"point (`--reference-error`, `--tolerance-pp`); {_reference_sentence(ref)} Error rate = voxels whose "
              "arg-max class differs from the lung mask / all voxels of all kept 64×80×80 tiles (tiles whose mask is "
              "empty are not evaluated), pooled over the test split. The relative and point-accuracy views are shown "
-             "so nobody has to guess the unit of \"within 1 %\".", ""]
+             "so nobody has to guess the unit of \"within 1 %\". \"The reference port\" is the VNet port to the "
+             "Ascend 310 published before this one: its figures are quoted for comparison, never measured here.", ""]
     header = ("source", "error rate", "incorrect / total voxels", f"Δ vs {ref.published_error_pct:g} % (pp)",
               "relative change", f"point accuracy (published {100 - ref.published_error_pct:.3f} %)",
               "95 % CI (bootstrap over volumes)", "tiles / volumes", "threshold", "verdict", "basis")
@@ -242,7 +243,7 @@ def _t4_cell(d: Mapping[str, Any], bs: int | None, in_force: Mapping[int, Any]) 
         fps, basis, source = in_force[bs].fps, in_force[bs].basis, in_force[bs].source
     else:
         return DASH
-    source = "the port's published table" if source == REFERENCE_T4_SOURCE else Path(source).name or None
+    source = "the reference port's published table" if source == REFERENCE_T4_SOURCE else Path(source).name or None
     return f"{fps:.5g} ({', '.join(filter(None, (basis, source)))})"
 
 
@@ -256,8 +257,8 @@ def _t4_sentence(settings: Mapping[str, Any]) -> str:
         by_basis.setdefault(basis, []).append(f"bs{bs}")
     bases = " and ".join(f"its {basis} at {', '.join(sizes)}" for basis, sizes in by_basis.items())
     mixed = " (the table mixes the two statistics)" if len(by_basis) > 1 else ""
-    return (f"T4 thresholds: the port's published T4 table ({T4_SETUP}); T4 fps = 1000·bs / GPU-compute time, "
-            f"{bases}{mixed}; `--t4-logs` replaces the table.")
+    return (f"T4 thresholds: the reference port's published T4 table ({T4_SETUP}); T4 fps = 1000·bs / GPU-compute "
+            f"time, {bases}{mixed}; `--t4-logs` replaces the table.")
 
 
 def _tier_sentence(tier: Mapping[str, Any]) -> str:
