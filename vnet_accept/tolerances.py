@@ -30,7 +30,8 @@ class Tolerance:
         if self.max_mean_abs is not None:
             parts.append(f"mean|Δ| <= {self.max_mean_abs:g}")
         if self.max_flip_fraction is not None:
-            parts.append(f"label flips <= {self.max_flip_fraction:g} of voxels")
+            parts.append("no label flip" if self.max_flip_fraction == 0 else
+                         f"label flips <= {self.max_flip_fraction:g} of voxels")
         if self.min_cosine is not None:
             parts.append(f"cosine >= {self.min_cosine:g}")
         if self.max_red is not None:

@@ -129,6 +129,50 @@ def test_a_criterion_marked_test_skipped_before_recording_appears_as_a_skip(inne
     assert (recorder_skip["verdict"], recorder_skip["reason"]) == ("skip", "needs --npu-results")
 
 
+def test_a_criterion_not_judged_states_the_threshold_it_would_be_held_to(gate_pytester, run_inner):
+    """The marker's ``threshold=`` (a callable of the test's parameters and the gate's options, or a string) and
+    ``units=`` fill a skip, whether pytest skipped the test or the recorder did; a measured criterion keeps the
+    judgement's own; a threshold naming neither a parameter nor an option is refused at collection."""
+    gate_pytester.makepyfile(test_inner="""
+        import pytest
+        from vnet_accept.judge.criterion import judged
+
+        def limit(batch_size, parity_atol):
+            return f"<= {parity_atol:g} at bs{batch_size}"
+
+        @pytest.mark.parametrize("batch_size", [1, 16])
+        @pytest.mark.criterion("demo.limit.bs{batch_size}", "d", threshold=limit, units="|Δ|")
+        def test_skipped(batch_size):
+            pytest.skip("no NPU on this host")
+
+        @pytest.mark.criterion("demo.recorder", "d", threshold="0", units="tiles")
+        def test_recorder(gate_record):
+            gate_record.skip("demo.recorder", "skipped through the recorder", "needs --npu-results")
+
+        @pytest.mark.criterion("demo.measured", "d", threshold="from the marker", units="x")
+        def test_measured(gate_record):
+            gate_record.record(judged("demo.measured", "d", True, measured=1, units="y", threshold="judged"))
+    """)
+    out = gate_pytester.path / "gate-out"
+    run_inner("--gate-report", str(out), "--parity-atol", "0.003").assert_outcomes(passed=1, skipped=3)
+    got = {c["id"]: (c["verdict"], c["threshold"], c["units"]) for c in _report(out)["criteria"]}
+    assert got == {"demo.limit.bs1": ("skip", "<= 0.003 at bs1", "|Δ|"),
+                   "demo.limit.bs16": ("skip", "<= 0.003 at bs16", "|Δ|"),
+                   "demo.recorder": ("skip", "0", "tiles"), "demo.measured": ("pass", "judged", "y")}
+
+    gate_pytester.makepyfile(test_inner="""
+        import pytest
+
+        @pytest.mark.criterion("demo.bad", "d", threshold=lambda no_such_option: "x")
+        def test_bad():
+            pass
+    """)
+    result = run_inner()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*needs {no_such_option}, which is neither a parameter of the test nor a gate option*"])
+
+
 def test_a_test_that_raises_before_measuring_is_an_error_not_a_pass(inner_run):
     _, _, report = inner_run
     c = _by_id(report)["demo.error"]
@@ -306,7 +350,7 @@ def test_criterion_marker_without_an_id_is_a_usage_error(gate_pytester, marker, 
 
 def test_the_criterion_marker_is_registered_with_its_signature(run_inner):
     result = run_inner("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.criterion(id, description): *Example: *"])
+    result.stdout.fnmatch_lines(["@pytest.mark.criterion(id, description, threshold=None, units=None): *Example: *"])
 
 
 @pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed")

@@ -39,7 +39,8 @@ def _skip_reference_onnx(runner: str, cid: str, description: str, submission_set
 @pytest.mark.parametrize("bn_mode", INVARIANT_MODES)
 @pytest.mark.criterion(
     "batch_invariance.{runner}.{bn_mode}.bs{batch_size}",
-    "a sample's output is the same alone and inside a batch")
+    "a sample's output is the same alone and inside a batch", threshold=parity.invariance_threshold,
+    units=parity.UNITS)
 def test_batch_invariant(bn_mode, runner, batch_size, reduced_runs, gate_options, submission_settings, gate_record):
     n = min(batch_size, ALONE_SAMPLES)
     _skip_reference_onnx(runner, f"batch_invariance.{runner}.{bn_mode}.bs{batch_size}", "a sample's output is the "
@@ -55,7 +56,8 @@ def test_batch_invariant(bn_mode, runner, batch_size, reduced_runs, gate_options
 
 @pytest.mark.parametrize("batch_size", INVARIANCE_BATCH_SIZES)
 @pytest.mark.parametrize("runner", RUNNERS)
-@pytest.mark.criterion("batch_dependence_detected.{runner}.bs{batch_size}", "the gate detects batch-dependent BN")
+@pytest.mark.criterion("batch_dependence_detected.{runner}.bs{batch_size}", "the gate detects batch-dependent BN",
+                        threshold=parity.dependence_threshold, units=parity.UNITS)
 def test_batch_mode_dependence_is_detected(runner, batch_size, reduced_runs, gate_options, submission_settings,
                                            gate_record):
     n = min(batch_size, ALONE_SAMPLES)

@@ -35,7 +35,8 @@ def test_every_uid_of_the_split_is_prepared(tiles_under_test, test_uids, gate_re
                                          uid_file=source if source.is_file() else None))
 
 
-@pytest.mark.criterion("data.info_order", "the port's info file lists every input once, in file-number order")
+@pytest.mark.criterion("data.info_order", "the port's info file lists every input once, in file-number order",
+                        threshold=data.INFO_ORDER_THRESHOLD, units="lines out of order")
 def test_info_file_order(submission_settings, tiles_under_test, onnx_under_test, gate_record):
     from vnet_accept.data.port_tiles import check_info_order
 

@@ -88,6 +88,17 @@ def _parity(gate_options) -> Tolerance:
     return parity_tolerance(gate_options.parity_atol, gate_options.parity_max_flip_fraction)
 
 
+# What a criterion is held to, from the test's parameters and the gate's options: the tolerance its test judges with,
+# stated in the report also where no GPU judged it.
+def _numerics_tolerance(dtype: str, parity_atol: float, parity_max_flip_fraction: float) -> Tolerance:
+    return parity_tolerance(parity_atol, parity_max_flip_fraction) if dtype == "fp32" else \
+        REDUCED_PRECISION_TOLERANCE[dtype]
+
+
+def _finite_threshold(dtype: str) -> str:
+    return f"0 NaN/Inf, |log Σ exp| <= {LOGSUMEXP_ATOL[dtype]:g}"
+
+
 # -- parity with the CPU reference ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
@@ -110,7 +121,8 @@ def onnxrt_full_tile(onnx_export, gate_options, full_tile_input):
 @pytest.mark.parametrize("bn_mode", BN_MODES)
 @pytest.mark.criterion(
     "parity.onnxrt_vs_torch_cuda.{variant}.{bn_mode}.bs1_64x80x80",
-    "PyTorch on CUDA (fp32) equals ONNX Runtime on the CPU for one 64×80×80 tile, same BN mode")
+    "PyTorch on CUDA (fp32) equals ONNX Runtime on the CPU for one 64×80×80 tile, same BN mode",
+    threshold=parity.parity_threshold, units=parity.UNITS)
 def test_cuda_fp32_matches_onnxrt_on_a_full_tile(bn_mode, variant, cuda_device, vnet_model, full_tile_input,
                                                  onnxrt_full_tile, gate_options, gate_record):
     expected, ort_basis = onnxrt_full_tile(bn_mode)
@@ -127,7 +139,8 @@ def test_cuda_fp32_matches_onnxrt_on_a_full_tile(bn_mode, variant, cuda_device, 
 @pytest.mark.parametrize("bn_mode", BN_MODES)
 @pytest.mark.criterion(
     lambda bn_mode: f"parity.onnxrt_vs_torch_cuda.tuned.{bn_mode}.bs{PARITY_BATCH}_{size_label(bn_mode)}",
-    "PyTorch on CUDA (fp32, tuned) equals ONNX Runtime for a batch of 16 at reduced size, same BN mode")
+    "PyTorch on CUDA (fp32, tuned) equals ONNX Runtime for a batch of 16 at reduced size, same BN mode",
+    threshold=parity.parity_threshold, units=parity.UNITS)
 def test_cuda_fp32_matches_onnxrt_on_a_batch_of_16(bn_mode, cuda_device, vnet_model, onnx_export, reduced_inputs,
                                                    gate_options, gate_record):
     batch = reduced_inputs(bn_mode)[:PARITY_BATCH]
@@ -152,12 +165,14 @@ def test_cuda_fp32_matches_onnxrt_on_a_batch_of_16(bn_mode, cuda_device, vnet_mo
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.criterion(
     "numerics.torch_cuda.{dtype}.{variant}.{bn_mode}",
-    "a CUDA variant/dtype agrees with fp32 eager PyTorch on the GPU")
+    "a CUDA variant/dtype agrees with fp32 eager PyTorch on the GPU",
+    threshold=lambda dtype, parity_atol, parity_max_flip_fraction: _numerics_tolerance(
+        dtype, parity_atol, parity_max_flip_fraction).describe(), units=parity.STATISTICS["flip_fraction"])
 def test_every_variant_and_dtype_agrees_with_fp32_eager(dtype, variant, gpu_runs, gate_options, gate_record):
     bn_mode = gate_options.bn_mode
     expected, ref_basis = gpu_runs("eager", "fp32", bn_mode, NUMERICS_BATCH, NUMERICS_BATCH)
     obtained, basis = gpu_runs(variant, dtype, bn_mode, NUMERICS_BATCH, NUMERICS_BATCH)
-    tol = _parity(gate_options) if dtype == "fp32" else REDUCED_PRECISION_TOLERANCE[dtype]
+    tol = _numerics_tolerance(dtype, gate_options.parity_atol, gate_options.parity_max_flip_fraction)
     gate_record.record(parity.parity(
         f"numerics.torch_cuda.{dtype}.{variant}.{bn_mode}", f"PyTorch on CUDA, {variant} at {dtype}, agrees with "
         f"fp32 eager on the same GPU (bn_mode={bn_mode})", obtained, expected, tol,
@@ -171,7 +186,9 @@ def test_every_variant_and_dtype_agrees_with_fp32_eager(dtype, variant, gpu_runs
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.criterion(
     "batch_invariance.torch-cuda-{dtype}.{bn_mode}.bs16",
-    "on the GPU, a tile's output is the same alone and in a batch of 16, per dtype")
+    "on the GPU, a tile's output is the same alone and in a batch of 16, per dtype",
+    threshold=lambda dtype, invariance_atol: gpu_invariance_tolerance(dtype, invariance_atol).describe(),
+    units=parity.UNITS)
 def test_batch_invariance_per_dtype(dtype, bn_mode, gpu_runs, gate_options, gate_record):
     batched, basis = gpu_runs("tuned", dtype, bn_mode, INVARIANCE_BATCH, INVARIANCE_BATCH)
     alone, _ = gpu_runs("tuned", dtype, bn_mode, INVARIANCE_BATCH, 1)
@@ -186,7 +203,8 @@ def test_batch_invariance_per_dtype(dtype, bn_mode, gpu_runs, gate_options, gate
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.criterion(
     "finite.torch-cuda-{dtype}.{bn_mode}",
-    "no NaN/Inf in the GPU outputs, which are log-probabilities")
+    "no NaN/Inf in the GPU outputs, which are log-probabilities", threshold=_finite_threshold,
+    units="non-finite values")
 def test_outputs_are_finite_log_probabilities(dtype, gpu_runs, gate_options, gate_record):
     bn_mode = gate_options.bn_mode
     outputs, basis = gpu_runs("tuned", dtype, bn_mode, INVARIANCE_BATCH, INVARIANCE_BATCH)
@@ -197,7 +215,7 @@ def test_outputs_are_finite_log_probabilities(dtype, gpu_runs, gate_options, gat
     gate_record.record(judged(
         f"finite.torch-cuda-{dtype}.{bn_mode}", f"PyTorch on CUDA at {dtype}: outputs finite and log-probabilities",
         passed, measured=bad, units="non-finite values",
-        threshold=f"0 NaN/Inf, |log Σ exp| <= {LOGSUMEXP_ATOL[dtype]:g}",
+        threshold=_finite_threshold(dtype),
         basis=f"{basis}, {INVARIANCE_BATCH} tiles at bs{INVARIANCE_BATCH}",
         reason=f"{bad} of {outputs.size} values NaN/Inf; max |log Σ exp| {worst:.3g}", max_abs_logsumexp=worst))
 
@@ -206,7 +224,8 @@ def test_outputs_are_finite_log_probabilities(dtype, gpu_runs, gate_options, gat
 
 @pytest.mark.criterion(
     "cuda_graphs.torch_cuda.{bn_mode}",
-    "CUDA graphs follow a changing batch size: one graph per shape, eager beyond max_graphs, same numbers")
+    "CUDA graphs follow a changing batch size: one graph per shape, eager beyond max_graphs, same numbers",
+    threshold="0", units="problems")
 def test_graphs_follow_changing_batch_sizes(cuda_device, vnet_model, gpu_runs, gpu_tiles, gate_options, gate_record):
     """One graph per batch shape up to ``max_graphs``; other shapes run eagerly; every path gives the same numbers."""
     bn_mode = gate_options.bn_mode

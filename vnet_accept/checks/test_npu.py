@@ -20,6 +20,7 @@ from vnet_accept.errors import DataError, ToolError
 from vnet_accept.judge import accuracy, om
 from vnet_accept.judge.criterion import judged
 from vnet_accept.judge.om import BN_CANDIDATES
+from vnet_accept.judge.perf import RULE_310P_THRESHOLD, TIER_THRESHOLD, throughput_threshold_in_force
 from vnet_accept.plugin.ascend_fixtures import settings_key
 from vnet_accept.reference import AUTHORITATIVE_BATCH_SIZES, OM_DTYPE
 from vnet_accept.tolerances import om_tolerance
@@ -135,7 +136,8 @@ def _operator_comparison(root, modules) -> str | None:
 
 # --- conversion -----------------------------------------------------------------------------------------------------
 
-@pytest.mark.criterion("om.atc.bs{batch_size}", "ATC converts the ONNX into an OM at this batch size")
+@pytest.mark.criterion("om.atc.bs{batch_size}", "ATC converts the ONNX into an OM at this batch size",
+                        threshold=om.ATC_THRESHOLD, units="exit status")
 def test_atc_conversion(batch_size, npu_evidence, gate_record):
     record = npu_evidence.atc(batch_size)
     if record is None:
@@ -150,7 +152,8 @@ def test_atc_conversion(batch_size, npu_evidence, gate_record):
 
 # --- the results belong to the tiles judged --------------------------------------------------------------------------
 
-@pytest.mark.criterion("om.inputs_match", "the NPU results were computed from the tiles the gate judges with")
+@pytest.mark.criterion("om.inputs_match", "the NPU results were computed from the tiles the gate judges with",
+                        threshold="0", units="tiles differing")
 def test_inputs_match(npu_evidence, om_inputs, accuracy_dataset, gate_record):
     gate_record.record(om.inputs_match(om_inputs, basis=f"{om_inputs.source} vs {accuracy_dataset.describe()}",
                                        folder_problems=npu_evidence.results.problems,
@@ -173,7 +176,7 @@ def _om_report_of(accuracy_runs, om_inputs, batch, labels):
 
 @pytest.mark.criterion(
     "accuracy.error_rate.om_bs{batch_size}",
-    "the OM's pooled error rate is within the accuracy rule")
+    "the OM's pooled error rate is within the accuracy rule", threshold=accuracy.rule_threshold, units="%")
 def test_om_error_rate(batch_size, npu_evidence, om_inputs, accuracy_runs, accuracy_dataset, accuracy_reference,
                        accuracy_artifact_dir, uses_real_weights, gate_record):
     from vnet_accept.results.postprocess import save_volume_npz
@@ -202,7 +205,8 @@ def test_om_error_rate(batch_size, npu_evidence, om_inputs, accuracy_runs, accur
     gate_record.record(c, *artifacts)
 
 
-@pytest.mark.criterion("om.tiles_in_place.bs{batch_size}", "every OM output file holds its own tile's output")
+@pytest.mark.criterion("om.tiles_in_place.bs{batch_size}", "every OM output file holds its own tile's output",
+                        threshold="0", units="tiles misplaced")
 def test_om_tiles_in_place(batch_size, npu_evidence, om_inputs, accuracy_runs, accuracy_dataset, uses_real_weights,
                            gate_record):
     """All tiles, no reference run: an output that fits another tile's mask far better than its own sits under
@@ -233,7 +237,8 @@ def _references(config, description: str, onnx, manifest, groups, cache) -> dict
 
 @pytest.mark.criterion(
     "om.parity.om_vs_onnx.bs{batch_size}",
-    "the OM's outputs equal ONNX Runtime's within the fp16 limits, tile by tile")
+    "the OM's outputs equal ONNX Runtime's within the fp16 limits, tile by tile", threshold=om.parity_threshold,
+    units="RED (worst tile)")
 def test_om_parity(batch_size, npu_evidence, om_inputs, om_reference_onnx, accuracy_dataset, npu_settings,
                    artifact_cache, vnet_model, gate_record, pytestconfig):
     from vnet_accept.ascend.references import graph_bn_mode, reference_groups
@@ -270,7 +275,8 @@ def test_om_parity(batch_size, npu_evidence, om_inputs, om_reference_onnx, accur
 
 @pytest.mark.criterion(
     "om.batch_invariance.bs1_vs_bs{larger_batch_size}",
-    "the OM gives every tile the same labels at bs1 and bs<N>")
+    "the OM gives every tile the same labels at bs1 and bs<N>", threshold=om.batch_invariance_threshold,
+    units="label flip fraction")
 def test_om_batch_invariance(larger_batch_size, npu_evidence, om_inputs, accuracy_dataset, npu_settings,
                              gate_record):
     from vnet_accept.results.layouts import map_output
@@ -293,7 +299,8 @@ def test_om_batch_invariance(larger_batch_size, npu_evidence, om_inputs, accurac
 
 # --- which BN semantics the OM implements ----------------------------------------------------------------------------
 
-@pytest.mark.criterion("om.bn_semantics", "the OM's outputs are clearly closest to one BN semantics")
+@pytest.mark.criterion("om.bn_semantics", "the OM's outputs are clearly closest to one BN semantics",
+                        threshold=om.bn_semantics_threshold, units="BN semantics")
 def test_om_bn_semantics(npu_evidence, om_inputs, npu_settings, onnx_export, vnet_checkpoint, accuracy_dataset,
                          artifact_cache, uses_real_weights, gate_record, pytestconfig):
     from vnet_accept.ascend.references import reference_groups
@@ -356,16 +363,19 @@ def perf_judgement(npu_evidence, npu_settings, npu_card, t4_thresholds):
                       required=[bs for bs in AUTHORITATIVE_BATCH_SIZES if bs in npu_settings.batch_sizes])
 
 
-@pytest.mark.criterion("perf.throughput.bs{batch_size}", "the card's fps beats the T4's at this batch size")
+@pytest.mark.criterion("perf.throughput.bs{batch_size}", "the card's fps beats the T4's at this batch size",
+                        threshold=throughput_threshold_in_force, units="fps per card")
 def test_throughput(batch_size, perf_judgement, gate_record):
     gate_record.record(perf_judgement.throughput_criterion(batch_size))
 
 
-@pytest.mark.criterion("perf.tier", "placement tier from the card/T4 ratios at bs1 and bs16")
+@pytest.mark.criterion("perf.tier", "placement tier from the card/T4 ratios at bs1 and bs16", threshold=TIER_THRESHOLD,
+                        units="tier")
 def test_placement(perf_judgement, gate_record):
     gate_record.record(perf_judgement.tier_criterion())
 
 
-@pytest.mark.criterion("perf.rule_310p", "a 310P card is ≥ 1.2 × the 310 card and ≥ 1.6 × the T4")
+@pytest.mark.criterion("perf.rule_310p", "a 310P card is ≥ 1.2 × the 310 card and ≥ 1.6 × the T4",
+                        threshold=RULE_310P_THRESHOLD, units="batch sizes failing")
 def test_rule_310p(perf_judgement, gate_record):
     gate_record.record(perf_judgement.rule_310p_criterion())

@@ -52,7 +52,8 @@ def _skip_other_semantics(cid: str, description: str, bn_mode: str, runs, uses_r
 
 @pytest.mark.parametrize("bn_mode", BN_MODES)
 @pytest.mark.criterion("parity.onnxrt_vs_torch.{bn_mode}.bs1_64x80x80", "ONNX Runtime output equals PyTorch's for one "
-                       "64×80×80 tile at batch 1, same BN mode")
+                       "64×80×80 tile at batch 1, same BN mode", threshold=parity.parity_threshold,
+                       units=parity.UNITS)
 def test_parity_full_tile(bn_mode, gate_options, onnx_export, onnx_under_test, vnet_model, full_tile_input,
                           uses_real_weights, request, gate_record, pytestconfig):
     from vnet_accept.plugin.progress import progress
@@ -97,7 +98,7 @@ def test_parity_full_tile(bn_mode, gate_options, onnx_export, onnx_under_test, v
 @pytest.mark.criterion(
     lambda bn_mode: f"parity.onnxrt_vs_torch.{bn_mode}.bs{PARITY_BATCH}_{size_label(bn_mode)}",
     "ONNX Runtime equals PyTorch for a batch (16 at reduced size; the submitted file's batch at its own size), same "
-    "BN mode")
+    "BN mode", threshold=parity.parity_threshold, units=parity.UNITS)
 def test_parity_batch16_reduced(bn_mode, gate_options, onnx_under_test, vnet_model, onnx_export, reduced_runs,
                                 reduced_inputs, uses_real_weights, request, gate_record):
     if onnx_under_test.submitted:

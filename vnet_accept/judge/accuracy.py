@@ -25,6 +25,12 @@ def threshold_text(reference: AccuracyReference) -> str:
     return f"|error − {reference.published_error_pct}| ≤ {reference.tolerance_pp} pp"
 
 
+def rule_threshold(reference_error: float, tolerance_pp: float) -> str:
+    """:func:`threshold_text` from the gate's options (``--reference-error``, ``--tolerance-pp``): what a criterion
+    not judged here would be held to."""
+    return threshold_text(AccuracyReference(reference_error, tolerance_pp))
+
+
 def not_judged_reason(uses_real_weights: bool, synthetic: bool) -> str | None:
     """Why an error rate means nothing here, or None: stand-in weights, or the synthetic dataset. The hint asks
     only for what is missing."""

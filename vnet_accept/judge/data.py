@@ -12,6 +12,9 @@ from vnet_accept.data.uids import UidList
 from vnet_accept.judge.criterion import Criterion, judged
 from vnet_accept.tolerances import INPUT_ATOL
 
+#: What ``data.info_order`` requires of the port's info file.
+INFO_ORDER_THRESHOLD = "every file listed once; out-of-order lines fail only for a batch-dependent ONNX"
+
 
 def _details(result: Any) -> dict[str, Any]:
     return {k: v for k, v in result.to_dict().items() if k != "passed"}  # the verdict is the criterion's own
@@ -71,6 +74,6 @@ def info_order(order: Any, *, batch_dependent: bool, onnx_label: str) -> Criteri
     head = f"{'PASS' if passed else 'FAIL'} {order.path}: {what}"
     return judged("data.info_order", "the port's info file lists every input once, in file-number order (its order "
                   "decides which tiles share a batch)", passed, measured=len(order.out_of_order),
-                  units="lines out of order", threshold="every file listed once; out-of-order lines fail only for a "
-                  "batch-dependent ONNX", basis=f"{order.path} vs {order.files} <i>.bin files; {onnx_label}",
+                  units="lines out of order", threshold=INFO_ORDER_THRESHOLD,
+                  basis=f"{order.path} vs {order.files} <i>.bin files; {onnx_label}",
                   reason=head.split(": ", 1)[-1], message=head, batch_dependent=batch_dependent, **order.to_dict())

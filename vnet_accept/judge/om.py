@@ -254,6 +254,24 @@ def bn_semantics(om: np.ndarray, references: Mapping[str, np.ndarray], batch_siz
 
 # --- the criteria -------------------------------------------------------------------------------------------------
 
+#: What ``om.atc.bs<N>`` requires of ATC's run.
+ATC_THRESHOLD = "exit status 0, 'ATC run success', no error code"
+
+
+def parity_threshold(om_max_flip_fraction: float) -> str:
+    """``om.parity``'s limits (``--om-max-flip-fraction``): the fp16 limits of
+    :func:`~vnet_accept.tolerances.om_tolerance`."""
+    return om_tolerance(om_max_flip_fraction).describe()
+
+
+def batch_invariance_threshold(om_invariance_max_flip_fraction: float) -> str:
+    return f"≤ {om_invariance_max_flip_fraction:g}"
+
+
+def bn_semantics_threshold(bn_semantics_margin: float) -> str:
+    return f"running or instance, runner-up ≥ {bn_semantics_margin:g}× farther (relative Euclidean distance)"
+
+
 def atc(record: Any, batch_size: int, *, live: bool, om: Any = None, log_tail_lines: int = 20) -> Criterion:
     """``om.atc.bs<N>``: ATC exited 0, printed its success line and no error code (and, run here, wrote the OM).
     ``record`` is an :class:`~vnet_accept.ascend.results_folder.AtcRecord`."""
@@ -267,7 +285,7 @@ def atc(record: Any, batch_size: int, *, live: bool, om: Any = None, log_tail_li
     tail = "\n".join(record.text.strip().splitlines()[-log_tail_lines:])
     return judged(f"om.atc.bs{batch_size}", f"ATC converts the ONNX into an OM for bs{batch_size}: exit status 0 and "
                   "the success line" + (" and the OM on disk" if live else ""), record.succeeded,
-                  measured=record.exit_status, units="exit status", threshold="0, 'ATC run success', no error code",
+                  measured=record.exit_status, units="exit status", threshold=ATC_THRESHOLD,
                   basis=f"{record.path.name} ({'run here' if live else 'console copied from the host'})",
                   reason=reason, message=reason + "\nlog tail:\n" + tail, error_codes=list(log.error_codes),
                   warning_codes=list(log.warning_codes), warnings=[m.describe() for m in log.warnings],
@@ -308,7 +326,8 @@ def batch_invariance(pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], batch_
     verdict = om_batch_invariance(pairs, batch_size, limit)
     return judged(f"om.batch_invariance.bs1_vs_bs{batch_size}", f"each tile's labels from the OM at bs{batch_size} "
                   f"equal those at bs1 (at most {limit:g} of the voxels differ)", verdict.passed,
-                  measured=verdict.flip_fraction, units="label flip fraction", threshold=f"≤ {limit:g}",
+                  measured=verdict.flip_fraction, units="label flip fraction",
+                  threshold=batch_invariance_threshold(limit),
                   basis=f"{basis}, {verdict.tiles} tiles", reason=verdict.explanation(),
                   message=verdict.explanation(), **verdict.criterion_details())
 
@@ -325,6 +344,6 @@ def bn_semantics_criterion(om: np.ndarray, references: Mapping[str, np.ndarray],
                   "Runtime under the batch, instance and running exports of the checkpoint; a clear winner is "
                   f"{margin:g}× closer (RED) than the runner-up, and not batch (batch-dependent)", finding.passed,
                   measured=measured, units="BN semantics",
-                  threshold=f"running or instance, runner-up ≥ {margin:g}× farther (relative Euclidean distance)",
+                  threshold=bn_semantics_threshold(margin),
                   basis=basis, reason=finding.explanation(), message=finding.explanation(),
                   **finding.criterion_details(), **details)

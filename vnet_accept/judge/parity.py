@@ -14,7 +14,7 @@ import numpy as np
 
 from vnet_accept.compare import CompareResult, compare_outputs
 from vnet_accept.judge.criterion import Criterion, judged
-from vnet_accept.tolerances import Tolerance
+from vnet_accept.tolerances import Tolerance, invariance_tolerance, parity_tolerance
 
 UNITS = "max |Δ log-prob|"
 
@@ -22,6 +22,21 @@ UNITS = "max |Δ log-prob|"
 #: What a comparison criterion reports as its measured value: the largest difference (fp32, where log-probabilities
 #: agree to round-off) or the fraction of flipped labels (reduced precision, where differences are large by design).
 STATISTICS = {"max_abs": UNITS, "flip_fraction": "label-flip fraction"}
+
+
+def parity_threshold(parity_atol: float, parity_max_flip_fraction: float) -> str:
+    """What ``parity.*`` is held to (``--parity-atol``, ``--parity-max-flip-fraction``)."""
+    return parity_tolerance(parity_atol, parity_max_flip_fraction).describe()
+
+
+def invariance_threshold(invariance_atol: float) -> str:
+    """What ``batch_invariance.*`` is held to (``--invariance-atol``)."""
+    return invariance_tolerance(invariance_atol).describe()
+
+
+def dependence_threshold(invariance_atol: float) -> str:
+    """What ``batch_dependence_detected.*`` needs to see: a difference beyond the invariance limit."""
+    return f"> {invariance_atol:g} or any label flip (dependence detected)"
 
 
 def _from_comparison(cid: str, description: str, result: CompareResult, passed: bool, basis: str, reason: str,
@@ -63,4 +78,4 @@ def batch_dependence(cid: str, description: str, batched: np.ndarray, alone: np.
               f"bs{batch_size} and bs1") if detected else \
         "NOT detected: batch-mode outputs were identical alone and in a batch"
     return _from_comparison(cid, description, result, detected, basis, reason,
-                            threshold=f"> {tolerance.max_abs:g} or any label flip (dependence detected)")
+                            threshold=dependence_threshold(tolerance.max_abs))

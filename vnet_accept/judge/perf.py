@@ -37,6 +37,7 @@ from vnet_accept.perf.rules import (
     judge_batch_size,
     placement,
     reference_310_card_fps,
+    reference_t4_thresholds,
 )
 from vnet_accept.reference import AUTHORITATIVE_BATCH_SIZES, TIER_NAMES
 
@@ -45,6 +46,28 @@ STATISTIC_HELP = {
     "mean": "mean latency everywhere",
     "median": "median latency where the file has one (legacy perf files have only mean-based figures)",
 }
+
+#: What ``perf.tier`` and ``perf.rule_310p`` require.
+TIER_THRESHOLD = "Official or Benchmark"
+RULE_310P_THRESHOLD = "0"
+
+
+def throughput_threshold(t4_fps: float | None, t4_basis: str | None) -> str:
+    """``perf.throughput.bs<N>``'s threshold: card fps above the T4's, with the statistic of its GPU-compute time."""
+    return f"> T4 {t4_fps:.5g} fps ({t4_basis} GPU compute)" if t4_fps else "> T4 fps"
+
+
+def throughput_threshold_in_force(batch_size: int, t4_logs: Any) -> str:
+    """The threshold ``perf.throughput.bs<N>`` is held to before anything is measured: the reference port's T4 table
+    at that batch size, or the figure ``--t4-logs`` gives (read when the NPU figures are judged)."""
+    if t4_logs:
+        return f"> T4 fps at bs{batch_size} from --t4-logs"
+    t4 = reference_t4_thresholds().get(batch_size)
+    if t4 is None:
+        return f"> T4 fps (no T4 figure at bs{batch_size}: pass --t4-logs)"
+    return throughput_threshold(t4.fps, t4.basis)
+
+
 @dataclass
 class ThroughputJudgement:
     """Everything :func:`throughput` decided; :meth:`criteria` are what the gate records and the CLI prints."""
@@ -93,7 +116,7 @@ class ThroughputJudgement:
         cid = f"perf.throughput.bs{batch_size}"
         chips = self.chips_per_card
         description = f"card fps (per-chip fps × {chips or '?'} chips) > T4 fps at bs{batch_size}"
-        threshold = f"> T4 {v.t4_fps:.5g} fps ({v.t4_basis} GPU compute)" if v.t4_fps else "> T4 fps"
+        threshold = throughput_threshold(v.t4_fps, v.t4_basis)
         chips_from = (self.basis.chips_source if self.basis.chips_source.startswith("--") or not self.soc_version
                       else f"{self.soc_version} from {self.basis.soc_source}")
         basis = (f"{v.npu_basis or 'per-chip'} figure × {chips or '?'} chips ({chips_from}); "
@@ -121,7 +144,7 @@ class ThroughputJudgement:
         """``perf.tier``: the placement tier from card/T4 at bs1 and bs16; pass = Official or Benchmark."""
         description = ("placement tier from card/T4 at bs1 and bs16, the lower deciding: < 1.0 Research, 1.0–1.2 "
                        "Official, > 1.2 Benchmark; pass = Official or Benchmark")
-        common = dict(units="tier", threshold="Official or Benchmark",
+        common = dict(units="tier", threshold=TIER_THRESHOLD,
                       basis=f"card fps ({self.chips_per_card or '?'} chips) vs T4 at bs1 and bs16")
         absent = [bs for bs in AUTHORITATIVE_BATCH_SIZES if bs not in self.batch_sizes
                   or self.verdicts[bs].ratio is None]
@@ -142,7 +165,7 @@ class ThroughputJudgement:
     def rule_310p_criterion(self) -> Criterion:
         """``perf.rule_310p``: a 310P card is ≥ 1.2 × the 310 card and ≥ 1.6 × the T4 at every batch size."""
         description = "310P rule: card fps ≥ 1.2 × the port's Ascend 310 card and ≥ 1.6 × the T4, at every batch size"
-        common = dict(units="batch sizes failing", threshold="0",
+        common = dict(units="batch sizes failing", threshold=RULE_310P_THRESHOLD,
                       basis="card fps (1 chip) vs the port's 310 card figures and the T4")
         soc = self.soc_version or ""
         if not soc.lower().startswith("ascend310p"):

@@ -33,8 +33,9 @@ MARKERS = (
     "perf: pytest-benchmark benchmarks. Example: tox -e perf",
     "selftest_training: retrains the self-test model with its recipe and compares it with the shipped weights "
     "(minutes on a CPU). Example: pytest -m selftest_training",
-    "criterion(id, description): the gate criterion a test decides; a skip before it records still appears in "
-    "the gate report, under the same id: {fields} of the id come from the test's parameters or the gate's options. "
+    "criterion(id, description, threshold=None, units=None): the gate criterion a test decides; a skip before it "
+    "records still appears in the gate report, under the same id and with the threshold it would be held to: "
+    "{fields} of the id, and a threshold callable's parameters, come from the test's parameters or the gate's options. "
     "Example: @pytest.mark.criterion('om.atc.bs{batch_size}', 'ATC converts the ONNX at this batch size')",
 )
 
@@ -65,15 +66,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the xdist_group markers added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    from vnet_accept.plugin.records import criterion_id
+    from vnet_accept.plugin.records import criterion_id, marker_threshold
 
     for item in items:
         marker = item.get_closest_marker("criterion")
         if marker is not None and not (marker.args or marker.kwargs.get("id")):
             raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.criterion needs an id, e.g. "
                                     "@pytest.mark.criterion('parity.onnxrt_vs_torch', 'description')")
-        if marker is not None:
-            criterion_id(item, marker)  # a template naming an unknown field fails here, not when the test skips
+        if marker is not None:  # a template naming an unknown field fails here, not when the test skips
+            criterion_id(item, marker)
+            marker_threshold(item, marker)
     if config.pluginmanager.hasplugin("xdist"):
         _group_by_shared_runs(items)
 

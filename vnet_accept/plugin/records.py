@@ -45,6 +45,11 @@ class GateRecorder:
             path = Path(path)
             criterion.artifacts[name] = {"path": str(path), "sha256": sha256_file(path) if path.is_file() else ""}
         criterion.test = self.item.nodeid
+        if criterion.verdict == "skip" and not criterion.threshold:
+            marker = self.item.get_closest_marker("criterion")
+            if marker is not None and criterion.id == criterion_id(self.item, marker):
+                criterion.threshold = marker_threshold(self.item, marker)
+                criterion.units = criterion.units or marker.kwargs.get("units", "")
         criterion.recorded_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.item.stash.setdefault(records_key, []).append(criterion)
         problems = detail_problems(criterion.id, criterion.details)
@@ -59,7 +64,8 @@ class GateRecorder:
         return criterion
 
     def skip(self, cid: str, description: str, reason: str) -> None:
-        """Record ``cid`` as not judged, with ``reason`` (what is missing and how to provide it), and skip."""
+        """Record ``cid`` as not judged, with ``reason`` (what is missing and how to provide it), and the threshold
+        it would be held to (the marker's ``threshold``), and skip."""
         __tracebackhide__ = True
         self.record(judged(cid, description, None, reason=reason))
 
@@ -130,7 +136,19 @@ def _jsonable(obj: Any) -> Any:
 
 def _criterion_from_marker(item: pytest.Item, marker: pytest.Mark) -> Criterion:
     description = marker.args[1] if len(marker.args) > 1 else marker.kwargs.get("description", "")
-    return Criterion(id=criterion_id(item, marker), description=description, test=item.nodeid)
+    return Criterion(id=criterion_id(item, marker), description=description, test=item.nodeid,
+                     threshold=marker_threshold(item, marker), units=marker.kwargs.get("units", ""))
+
+
+def marker_threshold(item: pytest.Item, marker: pytest.Mark) -> str:
+    """The threshold a criterion would be held to, for one that stops before it measures (not judged here): the
+    marker's ``threshold=``, a string or a callable of parameters and gate options, as the id template takes them -
+    the same function the judgement uses, so the report states the limit a missing measurement will have to meet
+    (in the marker's ``units=``, as the judgement's). ``""`` without one."""
+    threshold = marker.kwargs.get("threshold", "")
+    if not callable(threshold):
+        return str(threshold)
+    return str(threshold(**{name: _field_value(item, name) for name in template_fields(threshold)}))
 
 
 def criterion_id(item: pytest.Item, marker: pytest.Mark | None = None) -> str:
