@@ -51,6 +51,7 @@ def test_default_run_writes_the_whole_report(gate_cli, report_dir, gate_workdir)
     assert "gate report: " not in out  # the criteria section does not name the staging folder, which is renamed
     assert not [ln for ln in out.splitlines() if ln.startswith("gate: ")]  # the block below says the verdict
     assert not [p for p in gate_workdir.iterdir() if ".staging-" in p.name or p.name.endswith(".incomplete")]
+    assert not (gate_workdir / ".benchmarks").exists()  # the gate runs no benchmark: no empty folder left behind
     # `vnet-accept report` renders the same folder again from its JSON.
     from vnet_accept.cli import main
 

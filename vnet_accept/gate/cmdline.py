@@ -21,6 +21,8 @@ DEFAULT_SUITE: tuple[str, ...] = ("--pyargs", "vnet_accept.checks")
 DEFAULT_REPORT_DIR = "gate-report"
 GATE_MARK_EXPRESSION = "not perf"
 GATE_SUMMARY_CHARS = "-rfE"
+#: pytest-benchmark's storage folder inside the staging folder (see :func:`build_pytest_args`).
+BENCHMARK_STORAGE = ".benchmarks"
 #: Short gate spellings of table options (dest -> extra flags); the table stays the one list of options.
 ALIASES: Mapping[str, tuple[str, ...]] = {"vnet_weights": ("--weights",), "luna16_root": ("--luna16",),
                                           "prep_info": ("--info",)}
@@ -129,5 +131,10 @@ def build_pytest_args(ns: argparse.Namespace, staging: Path, suite: Sequence[str
     plugin = ["-p", PLUGIN_MODULE] if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") else []
     # -rfE: pytest's short summary lists failures and errors only; the skip reasons are in the criteria section
     # (each once, with the criteria it covers) and in the verdict block (an ini's -ra would print each again).
+    # The gate runs no benchmark (-m "not perf"), but pytest-benchmark makes its storage folder when it starts:
+    # an empty .benchmarks/ in the user's working directory. It goes into the staging folder, removed before publishing.
+    user = ns.pytest_args or []
+    storage = [] if any(a.startswith("--benchmark-storage") for a in user) else \
+        [f"--benchmark-storage={staging / BENCHMARK_STORAGE}"]
     return [*plugin, *suite, "-m", GATE_MARK_EXPRESSION, GATE_SUMMARY_CHARS, f"--gate-report={staging}",
-            f"--junitxml={staging / JUNIT_XML}", *gate_option_args(ns), *(ns.pytest_args or [])]
+            f"--junitxml={staging / JUNIT_XML}", *storage, *gate_option_args(ns), *user]
