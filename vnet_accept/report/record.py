@@ -11,9 +11,9 @@ Criterion ids are dotted, family first; the report's tables and pictures read th
 * ``accuracy.error_rate.<source>`` (source: onnxrt, torch-cpu, om_bs1, om_bs16, …, selftest_model): ``measured``
   = pooled error rate in percent; details ``subject`` (``"port"``: the port under test; ``"selftest"``: the
   self-test's own model, never shown as the port's), ``incorrect``, ``total``, ``tiles``, ``volumes``,
-  ``uids_listed``, ``uids_used``, ``views`` (``AccuracyReference.views``), ``ci95_pct`` ([low, high], bootstrap
-  over volumes; null below ``metrics.accuracy.MIN_CI_VOLUMES`` volumes, too few for an interval),
-  ``per_volume`` (list of ``{uid, incorrect, total, error_rate_pct, dice, iou}``), and optionally
+  ``uids_listed``, ``uids_used``, ``views`` (``AccuracyReference.views``; subject ``"port"`` only),
+  ``ci95_pct`` ([low, high], bootstrap over volumes; null below ``metrics.accuracy.MIN_CI_VOLUMES`` volumes, too
+  few for an interval), ``per_volume`` (list of ``{uid, incorrect, total, error_rate_pct, dice, iou}``), and optionally
   ``worst_volume`` = ``{uid, error_rate_pct, npz}`` where ``npz`` holds ``ct`` (128,160,160) int16 HU,
   ``mask`` and ``prediction`` (128,160,160) uint8.
 * ``perf.throughput.bs<N>``: ``measured`` = card fps; details ``batch_size``, ``chip_fps``, ``card_fps``,
