@@ -32,7 +32,9 @@ TEST_SPLIT_TILES = 1_072
 T4_FPS = {1: 10.31899, 4: 10.95101, 8: 10.01912, 16: 10.15731, 32: 9.44}
 T4_FPS_BASIS = {1: "median", 4: "mean", 8: "mean", 16: "mean", 32: "mean"}
 #: How the T4 figures were measured (the port's table).
-T4_SETUP = "NVIDIA T4, TensorRT 7.2.3.4, fp16"
+T4_GPU = "NVIDIA T4"
+T4_TENSORRT_VERSION = "7.2.3.4"
+T4_SETUP = f"{T4_GPU}, TensorRT {T4_TENSORRT_VERSION}, fp16"
 #: The port's Ascend 310 per-chip "Interface throughputRate" figures (samples/s).
 PORT_310_CHIP_FPS = {1: 6.10496, 4: 6.67466, 8: 6.41992, 16: 6.49396, 32: 6.35151}
 #: Chips per card: the tools measure one chip (device id); a card's figure is this many times that.

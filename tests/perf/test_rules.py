@@ -170,6 +170,17 @@ def test_two_t4_figures_for_one_batch_size_are_refused(transcripts, perf_fixture
         t4_thresholds_from(scan.measurements)
 
 
+def test_a_t4_threshold_records_the_gpu_and_tensorrt_version_it_was_measured_with(perf_fixtures):
+    """The throughput criterion's details (and the report's provenance) say what the T4 figure was measured on: the
+    log's "Selected Device" and TensorRT version, or the published table's T4 and TensorRT 7.2.3.4."""
+    t4 = t4_thresholds_from(parse_perf_paths([perf_fixtures / "trtexec8_t4_vnet_bs16.log"]).measurements)[16]
+    assert (t4.gpu, t4.tensorrt_version) == ("Tesla T4", "8.6.1")
+    details = judge_batch_size(16, _figure(16, 6.49396), t4, 4).criterion_details()
+    assert (details["t4_gpu"], details["t4_tensorrt_version"]) == ("Tesla T4", "8.6.1")
+    published = judge_batch_size(1, None, reference_t4_thresholds()[1], 4).criterion_details()
+    assert (published["t4_gpu"], published["t4_tensorrt_version"]) == ("NVIDIA T4", "7.2.3.4")
+
+
 def test_the_port_t4_table_inconsistency_is_stated(transcripts):
     scan = parse_perf_paths(sorted(transcripts.glob("trtexec_t4_bs*.log")))
     report = t4_basis_report(scan.measurements)

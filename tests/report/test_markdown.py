@@ -225,3 +225,16 @@ def test_settings_labels_are_whole_descriptions(build):
         label = help_label(option.help)
         assert option.help.startswith(label) and label.count("(") == label.count(")"), (option.flag, label)
         assert ": " not in re.sub(r"\([^()]*\)", "", label), (option.flag, label)  # no choice named as the setting
+
+
+def test_provenance_says_what_the_t4_figures_were_measured_with():
+    """From the details the throughput judgement records (the published table here: a T4, TensorRT 7.2.3.4)."""
+    from vnet_accept.perf.rules import judge_batch_size, reference_t4_thresholds
+    from vnet_accept.report.markdown import provenance_section
+
+    criteria = [{"id": f"perf.throughput.bs{bs}", "verdict": "skip",
+                 "details": judge_batch_size(bs, None, reference_t4_thresholds()[bs], 4).criterion_details()}
+                for bs in (1, 16)]
+    rows = "\n".join(provenance_section({"criteria": criteria}))
+    assert "| GPU of the T4 figures (recorded by perf.throughput.bs1, perf.throughput.bs16) | NVIDIA T4 |" in rows
+    assert "| TensorRT of the T4 figures (recorded by perf.throughput.bs1, perf.throughput.bs16) | 7.2.3.4 |" in rows

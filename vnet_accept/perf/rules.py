@@ -26,6 +26,8 @@ from vnet_accept.reference import (
     RULE_310P_VS_T4,
     T4_FPS,
     T4_FPS_BASIS,
+    T4_GPU,
+    T4_TENSORRT_VERSION,
     TIER_BOUNDS,
     TIER_NAMES,
     WARMUP_OUTLIER_FACTOR,
@@ -59,10 +61,13 @@ class T4Threshold:
     basis: str  # "mean" or "median" of the GPU-compute time
     source: str
     warnings: tuple[str, ...] = ()
+    gpu: str | None = None  # the GPU the log names ("Selected Device"), None where it names none
+    tensorrt_version: str | None = None
 
 
 def reference_t4_thresholds() -> dict[int, T4Threshold]:
-    return {bs: T4Threshold(bs, fps, T4_FPS_BASIS[bs], REFERENCE_T4_SOURCE) for bs, fps in T4_FPS.items()}
+    return {bs: T4Threshold(bs, fps, T4_FPS_BASIS[bs], REFERENCE_T4_SOURCE, gpu=T4_GPU,
+                            tensorrt_version=T4_TENSORRT_VERSION) for bs, fps in T4_FPS.items()}
 
 
 def t4_thresholds_from(measurements: Iterable[PerfMeasurement]) -> dict[int, T4Threshold]:
@@ -71,7 +76,8 @@ def t4_thresholds_from(measurements: Iterable[PerfMeasurement]) -> dict[int, T4T
     for m in measurements:
         if m.scope != "gpu":
             continue
-        new = T4Threshold(m.batch_size, m.fps, m.basis, m.source_file, m.warnings)
+        new = T4Threshold(m.batch_size, m.fps, m.basis, m.source_file, m.warnings, gpu=m.device_name,
+                          tensorrt_version=m.tool_version)
         old = thresholds.get(m.batch_size)
         if old is not None and (old.fps, old.basis) != (new.fps, new.basis):
             raise UsageError(f"two T4 figures for bs{m.batch_size}: {old.fps:.6g} fps ({old.source}) and "
@@ -131,6 +137,8 @@ class ThroughputVerdict:
     passed: bool | None
     explanation: str
     warnings: tuple[str, ...] = ()
+    t4_gpu: str | None = None  # what the T4 figure was measured on, as its log says
+    t4_tensorrt_version: str | None = None
 
     @property
     def verdict(self) -> str:
@@ -144,12 +152,14 @@ class ThroughputVerdict:
         return {"batch_size": self.batch_size, "chip_fps": self.chip_fps, "card_fps": self.card_fps,
                 "chips_per_card": self.chips_per_card, "t4_fps": self.t4_fps, "t4_basis": self.t4_basis,
                 "ratio": self.ratio, "statistic": self.npu_basis, "source": ", ".join(self.npu_sources),
-                "sources": list(self.npu_sources), "t4_source": self.t4_source, "warnings": list(self.warnings)}
+                "sources": list(self.npu_sources), "t4_source": self.t4_source, "t4_gpu": self.t4_gpu,
+                "t4_tensorrt_version": self.t4_tensorrt_version, "warnings": list(self.warnings)}
 
 
 def judge_batch_size(bs: int, npu: NpuFigure | None, t4: T4Threshold | None, chips_per_card: int) -> ThroughputVerdict:
     """Card fps (per-chip fps × chips) against the T4 at one batch size; pass iff strictly faster."""
     warnings = tuple(t4.warnings) if t4 else ()
+    t4_setup = dict(t4_gpu=t4.gpu, t4_tensorrt_version=t4.tensorrt_version) if t4 else {}
     if npu is None or t4 is None:
         card = card_fps(npu.chip_fps, chips_per_card) if npu else None
         if npu is None:
@@ -159,7 +169,7 @@ def judge_batch_size(bs: int, npu: NpuFigure | None, t4: T4Threshold | None, chi
         return ThroughputVerdict(
             bs, chips_per_card, npu.chip_fps if npu else None, card, npu.basis if npu else None,
             npu.sources if npu else (), t4.fps if t4 else None, t4.basis if t4 else None,
-            t4.source if t4 else None, None, None, f"NO VERDICT bs{bs}: {why}", warnings)
+            t4.source if t4 else None, None, None, f"NO VERDICT bs{bs}: {why}", warnings, **t4_setup)
     card = card_fps(npu.chip_fps, chips_per_card)
     ratio = card / t4.fps
     passed = card > t4.fps
@@ -169,7 +179,7 @@ def judge_batch_size(bs: int, npu: NpuFigure | None, t4: T4Threshold | None, chi
                    f"{format_fps(npu.chip_fps)} fps per chip, {npu.basis}{spread}) {relation} "
                    f"T4 {format_fps(t4.fps)} fps (GPU compute {t4.basis}) — {ratio:.2f}×")
     return ThroughputVerdict(bs, chips_per_card, npu.chip_fps, card, npu.basis, npu.sources, t4.fps, t4.basis,
-                             t4.source, ratio, passed, explanation, warnings)
+                             t4.source, ratio, passed, explanation, warnings, **t4_setup)
 
 
 def tier_for_ratio(ratio: float) -> str:

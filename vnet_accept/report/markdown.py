@@ -522,12 +522,15 @@ def settings_section(report: Mapping[str, Any]) -> list[str]:
     return ["## Settings in force", "", *table(("setting", "value"), rows), ""]
 
 
-_TOOL_KEYS = ("atc_version", "cann_version", "soc_version", "driver_version", "ais_bench_version",
-              "benchmark_version", "trtexec_version", "tensorrt_version", "cuda_version", "gpu_name")
+#: The toolchain facts criteria record in their details: the Ascend SoC judged, and the GPU and TensorRT version of
+#: the T4 figures (the published table's or the --t4-logs' own).
+_TOOL_KEYS = {"soc_version": "Ascend SoC", "t4_gpu": "GPU of the T4 figures",
+              "t4_tensorrt_version": "TensorRT of the T4 figures"}
 
 
 def _recorded_tool_versions(report: Mapping[str, Any]) -> dict[tuple[str, str], list[str]]:
-    """Tool versions the criteria recorded in their details (ATC, CANN, SoC, TensorRT …), with who recorded them."""
+    """Toolchain facts the criteria recorded in their details (the SoC, the T4 figures' GPU and TensorRT), with who
+    recorded them."""
     found: dict[tuple[str, str], list[str]] = {}
     for c in report.get("criteria", []):
         details = c.get("details") or {}
@@ -550,7 +553,7 @@ def provenance_section(report: Mapping[str, Any]) -> list[str]:
             ["host", machine.get("node")], ["Python", prov.get("python")]]
     rows += [[name, version] for name, version in versions.items()]
     rows += [[name, value] for name, value in toolchain.items()]
-    rows += [[f"{key} (recorded by {', '.join(ids[:2])}{' …' if len(ids) > 2 else ''})", value]
+    rows += [[f"{_TOOL_KEYS[key]} (recorded by {', '.join(ids[:2])}{' …' if len(ids) > 2 else ''})", value]
              for (key, value), ids in _recorded_tool_versions(report).items()]
     return ["## Provenance", "", *table(("item", "value"), rows), ""]
 

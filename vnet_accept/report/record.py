@@ -17,7 +17,8 @@ Criterion ids are dotted, family first; the report's tables and pictures read th
   ``worst_volume`` = ``{uid, error_rate_pct, npz}`` where ``npz`` holds ``ct`` (128,160,160) int16 HU,
   ``mask`` and ``prediction`` (128,160,160) uint8.
 * ``perf.throughput.bs<N>``: ``measured`` = card fps; details ``batch_size``, ``chip_fps``, ``card_fps``,
-  ``chips_per_card``, ``t4_fps``, ``t4_basis`` (mean/median), ``ratio``, ``statistic``, ``source``.
+  ``chips_per_card``, ``t4_fps``, ``t4_basis`` (mean/median), ``t4_gpu``, ``t4_tensorrt_version`` (what the T4
+  figure was measured with), ``ratio``, ``statistic``, ``source``.
   ``perf.tier``: ``measured`` = Research / Official / Benchmark; details ``ratios`` {bs: ratio}.
 """
 
