@@ -190,6 +190,21 @@ def test_parity_margins_rows_name_report_ids_and_the_figure_counts_what_was_not_
     assert reason.endswith("not drawn: 2 criteria not judged (CUDA not available)"), reason
 
 
+def test_a_parity_row_failing_on_label_flips_alone_says_so(build, tmp_path, drawn):
+    """The figure draws max|Δ|: a criterion within its max|Δ| limit that fails on label flips is a red dot on the
+    passing side of its threshold, so the row says what failed."""
+    from vnet_accept.report import figures
+
+    flipped = build.criterion("parity.onnxrt_vs_torch.running.bs1_64x80x80", "fail", 2e-5,
+                              details=build.comparison(2e-5, 1e-4, flips=37))
+    clean = build.criterion("parity.onnxrt_vs_torch.instance.bs1_64x80x80", "pass", 3e-6,
+                            details=build.comparison(3e-6, 1e-4))
+    assert figures.parity_margins(build.report_of([flipped, clean]), tmp_path / "m.png") is None
+    shown = texts(drawn[-1])
+    assert "fails on 37 label flips" in shown
+    assert sum("fails on" in t for t in shown) == 1  # the passing row has no note
+
+
 def test_the_worst_volume_legend_shows_each_shade_the_overlay_takes(build, tmp_path, drawn):
     """The overlay is translucent, so false lung is dark red over air and light red over tissue: the legend shows
     both shades as drawn and says which is which."""

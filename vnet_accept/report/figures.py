@@ -8,7 +8,8 @@
   criterion was not judged;
 * ``fps_per_batch.png`` - card fps per batch size against the T4 thresholds (and the 1.2× Benchmark bound);
 * ``parity_margins.png`` - each parity / batch-invariance difference against its threshold (log scale), rows
-  labelled with criterion ids, and how many criteria were not drawn and why.
+  labelled with criterion ids (a row failing on label flips alone says so), and how many criteria were not drawn
+  and why.
 
 :func:`render_figures` returns, per figure, ``{"file": name}`` or ``{"reason": why there is none}``; it never
 draws a number that is not in the report.
@@ -296,11 +297,12 @@ def limit_of(c: Mapping[str, Any]) -> tuple[str, float] | None:
 MARGIN_FAMILIES = ("parity", "batch_invariance", "batch_dependence_detected")
 
 
-def _margin_rows(criteria: Sequence[Mapping[str, Any]]) -> list[tuple[str, float, tuple[str, float], str]]:
+def _margin_rows(criteria: Sequence[Mapping[str, Any]]) -> list[tuple[str, float, tuple[str, float], str, int]]:
     """One row per criterion, batch sizes folded: ``batch_invariance.onnxrt.running.bs4`` … ``bs32`` become one row
     labelled ``batch_invariance.onnxrt.running.bs{4,8,16,32} (max)`` with the largest difference (the smallest for
-    ``batch_dependence_detected``, which must exceed its limit); a row of one criterion is labelled with its id."""
-    groups: dict[tuple[str, str, float], list[tuple[int | None, float, str]]] = {}
+    ``batch_dependence_detected``, which must exceed its limit); a row of one criterion is labelled with its id.
+    The last field is the row's label flips (the figure draws max|Δ| only; a row can fail on flips alone)."""
+    groups: dict[tuple[str, str, float], list[tuple[int | None, float, str, int]]] = {}
     for c in criteria:
         limit = _margin_limit(c)
         if limit is None:
@@ -308,7 +310,9 @@ def _margin_rows(criteria: Sequence[Mapping[str, Any]]) -> list[tuple[str, float
         segments = _segments(c["id"])
         bs = next((int(s[2:]) for s in segments if re.fullmatch(r"bs\d+", s)), None)
         key = ".".join("bs*" if re.fullmatch(r"bs\d+", s) else s for s in segments) if bs is not None else c["id"]
-        groups.setdefault((key, *limit), []).append((bs, float(c["measured"]), c.get("verdict", "error")))
+        flips = ((c.get("details") or {}).get("comparison") or {}).get("flips") or 0
+        groups.setdefault((key, *limit), []).append((bs, float(c["measured"]), c.get("verdict", "error"),
+                                                     int(flips)))
     order = {"fail": 0, "error": 1, "pass": 2, "skip": 3}
     rows = []
     for (key, op, limit), members in groups.items():
@@ -318,7 +322,8 @@ def _margin_rows(criteria: Sequence[Mapping[str, Any]]) -> list[tuple[str, float
         sizes = sorted(m[0] for m in members if m[0] is not None)
         if sizes:  # the batch sizes "bs*" stands for
             key = key.replace("bs*", f"bs{{{','.join(map(str, sizes))}}}" if len(sizes) > 1 else f"bs{sizes[0]}")
-        rows.append((key + (f" ({pick.__name__})" if len(members) > 1 else ""), value, (op, limit), verdict))
+        rows.append((key + (f" ({pick.__name__})" if len(members) > 1 else ""), value, (op, limit), verdict,
+                     sum(m[3] for m in members)))
     rows.sort(key=lambda r: (MARGIN_FAMILIES.index(_segments(r[0])[0]), r[0]))
     return rows
 
@@ -365,9 +370,15 @@ def parity_margins(report: Mapping[str, Any], path: Path) -> str | None:
     floor = 10 ** (np.floor(np.log10(min(positive))) - 2) if positive else 1e-9  # where an exact 0 is drawn
     fig = _figure(7.2, 1.5 + 0.24 * len(rows))
     ax = fig.add_subplot()
-    for i, (_label, value, (op, limit), verdict) in enumerate(rows):
+    for i, (_label, value, (op, limit), verdict, flips) in enumerate(rows):
         ax.scatter([value if value > 0 else floor], [i], color=COLORS.get(verdict, "black"), s=22, zorder=3,
                    marker="o" if value > 0 else "<")
+        within = value > limit if op.startswith(">") else value <= limit
+        if verdict in ("fail", "error") and within:  # a red dot on the passing side: say what failed
+            why = f"fails on {flips} label flip{'s' if flips != 1 else ''}" if flips and not op.startswith(">") \
+                else "fails on another limit (see the report)"
+            ax.annotate(why, (value if value > 0 else floor, i), textcoords="offset points", xytext=(5, 2),
+                        fontsize=6, color=COLORS["fail"])
         ax.scatter([limit if limit > 0 else floor], [i], marker="|", color="black", s=120, zorder=2)
         note = "must exceed" if op.startswith(">") else "threshold 0" if limit <= 0 else ""
         if note:
