@@ -377,8 +377,8 @@ def parity_margins(report: Mapping[str, Any], path: Path) -> str | None:
         if verdict in ("fail", "error") and within:  # a red dot on the passing side: say what failed
             why = f"fails on {flips} label flip{'s' if flips != 1 else ''}" if flips and not op.startswith(">") \
                 else "fails on another limit (see the report)"
-            ax.annotate(why, (value if value > 0 else floor, i), textcoords="offset points", xytext=(5, 2),
-                        fontsize=6, color=COLORS["fail"])
+            ax.annotate(why, (value if value > 0 else floor, i), textcoords="offset points", xytext=(-6, -2),
+                        ha="right", fontsize=6, color=COLORS["fail"])  # left of the dot: clear of the threshold
         ax.scatter([limit if limit > 0 else floor], [i], marker="|", color="black", s=120, zorder=2)
         note = "must exceed" if op.startswith(">") else "threshold 0" if limit <= 0 else ""
         if note:
